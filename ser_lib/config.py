@@ -1,0 +1,74 @@
+"""One place for the library's constants and default locations.
+
+Paths come from arguments or environment variables, never from absolute paths in code:
+
+- ``SER_DATA_DIR``: the folder holding the corpora (default ``data/`` under the working directory).
+- ``SER_CACHE_DIR``: where features, embeddings and the joined encoder weights are cached
+  (default ``~/.cache/ser_lib``).
+- ``SER_MODEL``: the bundle used when none is named (default ``models/default``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The notebook's eight canonical emotions, in the order RAVDESS numbers them (01-08).
+EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "calm",
+    "happy",
+    "sad",
+    "angry",
+    "fear",
+    "disgust",
+    "surprise",
+)
+
+#: Sample rate every clip is loaded at: right for speech and for telephone audio.
+SAMPLE_RATE: int = 16_000
+
+#: Sentiment weight per emotion, used by the call timeline: positive emotions count +1,
+#: negative ones -1, neutral/calm 0 (surprise is mildly positive: acted "pleasant surprise").
+SENTIMENT_WEIGHTS: dict[str, float] = {
+    "neutral": 0.0,
+    "calm": 0.25,
+    "happy": 1.0,
+    "surprise": 0.25,
+    "sad": -0.75,
+    "angry": -1.0,
+    "fear": -0.75,
+    "disgust": -1.0,
+}
+
+#: Audio file extensions the corpus finder and the pages accept.
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".opus", ".ogg", ".flac", ".mp3", ".aif", ".aiff", ".m4a")
+
+#: Largest file the library decodes in one piece (bytes); calls are streamed in blocks instead.
+MAX_CLIP_SECONDS: float = 60.0
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+MODELS_DIR: Path = PROJECT_ROOT / "models"
+DEFAULT_MODEL_NAME: str = "default"
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The corpora folder: ``path`` if given, else ``$SER_DATA_DIR``, else ``data/``."""
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("SER_DATA_DIR")
+    return Path(env).expanduser() if env else Path("data")
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``path`` if given, else ``$SER_CACHE_DIR``, else ``~/.cache/ser_lib``."""
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("SER_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ser_lib"
+
+
+def default_model_path() -> Path:
+    """The bundle used when none is named: ``$SER_MODEL`` or ``models/default``."""
+    env = os.environ.get("SER_MODEL")
+    return Path(env).expanduser() if env else MODELS_DIR / DEFAULT_MODEL_NAME

@@ -1,0 +1,214 @@
+"""Featurising many files: every core, a progress bar, and an on-disk cache.
+
+:func:`featurize_files` maps a picklable *extractor* (``path -> np.ndarray``) over files in a
+process pool, reading and writing :class:`~ser_lib.cache.FeatureCache` so a second run costs
+seconds. Files that cannot be read are reported, not fatal.
+
+Extractors provided here:
+
+- :class:`SeedExtractor`: the notebook's 162 features (optionally its three augmented rows).
+- :class:`LogMelExtractor`: a fixed-length log-mel (optionally through the telephone channel).
+- :class:`EncoderExtractor`: Whisper encoder frames (clean or through the telephone channel).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .audio import load_audio
+from .augment import notebook_variants, telephone_channel
+from .cache import FeatureCache
+from .config import SAMPLE_RATE
+from .errors import SERError
+from .features import LogMelFrontEnd, SeedFrontEnd
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def file_seed(path: str, seed: int) -> int:
+    """A per-file seed, so a file's augmentation does not depend on processing order."""
+    return (zlib.crc32(os.path.basename(path).encode()) ^ (seed * 2654435761)) & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class SeedExtractor:
+    """The notebook's rows for one file: [shape=(1 or 3, 162)]."""
+
+    frontend: SeedFrontEnd = field(default_factory=SeedFrontEnd)
+    augment: bool = False
+    seed: int = 0
+
+    def settings(self) -> dict:
+        return {"extractor": "seed", **self.frontend.settings(), "augment": self.augment, "seed": self.seed}
+
+    def __call__(self, path: str) -> np.ndarray:
+        fe = self.frontend
+        y = load_audio(path, sr=fe.sample_rate, offset=fe.offset, duration=fe.duration)
+        if not self.augment:
+            return fe(y, fe.sample_rate)[None]
+        from .features import seed_features
+
+        rng = np.random.default_rng(file_seed(path, self.seed))
+        return np.stack([seed_features(v, sr=fe.sample_rate) for v in notebook_variants(y, fe.sample_rate, rng=rng)])
+
+
+@dataclass(frozen=True)
+class LogMelExtractor:
+    """Log-mel of one file's centre ``seconds`` [shape=(n_frames, n_mels)], optionally telephoned."""
+
+    frontend: LogMelFrontEnd = field(default_factory=LogMelFrontEnd)
+    view: str = "clean"
+
+    def settings(self) -> dict:
+        return {"extractor": "logmel", **self.frontend.settings(), "view": self.view}
+
+    def __call__(self, path: str) -> np.ndarray:
+        y = load_audio(path, sr=SAMPLE_RATE)
+        if self.view == "telephone":
+            y = telephone_channel(y, sr=SAMPLE_RATE)
+        return self.frontend(y, SAMPLE_RATE).astype(np.float16)
+
+
+@dataclass(frozen=True)
+class EncoderExtractor:
+    """Encoder frames of one file [shape=(t, dim)], float16, clean or through the telephone channel."""
+
+    backbone: str = "whisper-base"
+    view: str = "clean"
+    threads: int = 1
+
+    def settings(self) -> dict:
+        from .backbone import weights_sha256
+
+        return {"extractor": "encoder", "backbone": self.backbone, "sha256": weights_sha256(self.backbone), "view": self.view, "version": 1}
+
+    def __call__(self, path: str) -> np.ndarray:
+        encoder = _worker_encoder(self.backbone, self.threads)
+        y = load_audio(path, sr=SAMPLE_RATE)
+        if self.view == "telephone":
+            y = telephone_channel(y, sr=SAMPLE_RATE)
+        return encoder.encode(y).astype(np.float16)
+
+
+_worker_state: dict = {}
+
+
+def _worker_encoder(name: str, threads: int):
+    """One encoder per worker process (loaded on first use, reused for every file)."""
+    key = (name, threads)
+    if key not in _worker_state:
+        from .backbone import WhisperEncoder
+
+        _worker_state[key] = WhisperEncoder(name, threads=threads)
+    return _worker_state[key]
+
+
+def _run_one(extractor: Callable[[str], np.ndarray], cache: FeatureCache | None, path: str):
+    if cache is not None:
+        hit = cache.get(path)
+        if hit is not None:
+            return hit, None
+    try:
+        value = extractor(path)
+    except SERError as exc:
+        return None, str(exc)
+    if cache is not None:
+        cache.put(path, value)
+    return value, None
+
+
+class _Task:
+    def __init__(self, extractor, cache):
+        self.extractor, self.cache = extractor, cache
+
+    def __call__(self, path):
+        return _run_one(self.extractor, self.cache, path)
+
+
+def featurize_files(
+    paths: Sequence[str],
+    extractor: Callable[[str], np.ndarray],
+    *,
+    n_jobs: int | None = None,
+    cache: bool | str = True,
+    progress: bool | ProgressCallback = True,
+    desc: str = "featurising",
+) -> tuple[list[np.ndarray | None], list[tuple[str, str]]]:
+    """Run ``extractor`` over ``paths`` on every core, with a progress bar and the disk cache.
+
+    Parameters
+    ----------
+    paths : sequence of str
+    extractor : picklable callable ``path -> np.ndarray`` with a ``settings()`` method
+    n_jobs : int or None
+        Worker processes (default: every core). ``1`` runs in this process.
+    cache : bool or str
+        ``True`` for the default cache folder, a folder path, or ``False`` for none.
+    progress : bool or callable ``(done, total) -> None``
+        A terminal progress bar, or a callback (the dashboard's progress bar).
+
+    Returns
+    -------
+    values : list of np.ndarray or None (None where the file failed)
+    failures : list of (path, error message)
+    """
+    store = None
+    if cache:
+        store = FeatureCache(extractor.settings(), root=None if cache is True else cache)
+    n_jobs = n_jobs or os.cpu_count() or 1
+    total = len(paths)
+    values: list[np.ndarray | None] = [None] * total
+    failures: list[tuple[str, str]] = []
+    todo = list(range(total))
+    if store is not None:  # cheap hits first, in this process
+        todo = []
+        for i, p in enumerate(paths):
+            hit = store.get(p)
+            if hit is None:
+                todo.append(i)
+            else:
+                values[i] = hit
+    bar = tqdm(total=total, desc=desc, unit="file", disable=progress is not True, initial=total - len(todo))
+    callback = progress if callable(progress) else None
+    done = total - len(todo)
+    if callback:
+        callback(done, total)
+    task = _Task(extractor, store)
+
+    def results() -> Iterable:
+        if n_jobs == 1 or len(todo) < 8:
+            return (task(paths[i]) for i in todo)
+        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"))
+        chunk = max(1, min(32, len(todo) // (n_jobs * 8)))
+        return _closing(pool, pool.map(task, [paths[i] for i in todo], chunksize=chunk))
+
+    for i, (value, error) in zip(todo, results()):
+        values[i] = value
+        if error:
+            failures.append((paths[i], error))
+        done += 1
+        bar.update(1)
+        if callback:
+            callback(done, total)
+    bar.close()
+    if failures:
+        logger.warning("%d file(s) could not be featurised, e.g. %s: %s", len(failures), *failures[0])
+    return values, failures
+
+
+def _closing(pool: ProcessPoolExecutor, it: Iterable):
+    try:
+        yield from it
+    finally:
+        pool.shutdown(cancel_futures=True)

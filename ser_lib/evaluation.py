@@ -1,0 +1,134 @@
+"""Metrics, honestly: weighted accuracy, unweighted (balanced) accuracy and macro-F1, overall and
+per corpus, a per-class report, a confusion matrix, and per-file predictions.
+
+WA is plain accuracy (every clip weighs the same); UA is the mean of per-class recalls (every
+emotion weighs the same, so the majority class cannot carry it); macro-F1 is the mean F1 over
+the emotions present in the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .config import EMOTIONS
+from .errors import ParameterError
+
+
+def summary_metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> dict:
+    """``{"WA", "UA", "macro_f1", "n"}`` for string labels."""
+    y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    if len(y_true) == 0:
+        return {"WA": float("nan"), "UA": float("nan"), "macro_f1": float("nan"), "n": 0}
+    present = [e for e in EMOTIONS if e in set(y_true)]
+    return {
+        "WA": float(accuracy_score(y_true, y_pred)),
+        "UA": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "n": int(len(y_true)),
+    }
+
+
+@dataclass
+class EvaluationResult:
+    """Everything a report shows. ``predictions`` has one row per file: path, corpus, speaker,
+    emotion (the truth), predicted, confidence, correct, and a ``p_<label>`` column per label."""
+
+    labels: list[str]
+    predictions: pd.DataFrame
+    overall: dict = field(default_factory=dict)
+    per_corpus: dict = field(default_factory=dict)
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
+    confusion: pd.DataFrame = field(default_factory=pd.DataFrame)
+    meta: dict = field(default_factory=dict)
+
+    def summary_table(self) -> pd.DataFrame:
+        """WA, UA, macro-F1 and n: one row per corpus, then ``overall``."""
+        rows = {**self.per_corpus, "overall": self.overall}
+        return pd.DataFrame(rows).T[["WA", "UA", "macro_f1", "n"]]
+
+    def confusion_normalised(self) -> pd.DataFrame:
+        """Confusion matrix with each true-emotion row summing to 1."""
+        sums = self.confusion.sum(axis=1).replace(0, np.nan)
+        return self.confusion.div(sums, axis=0).fillna(0.0)
+
+    def to_json(self, *, include_predictions: bool = True) -> dict:
+        """A JSON-serialisable dict (the CLI's ``--json`` and the bundle's ``evaluation.json``)."""
+        out = {
+            "labels": self.labels,
+            "overall": self.overall,
+            "per_corpus": self.per_corpus,
+            "per_class": self.per_class.reset_index().rename(columns={"index": "emotion"}).to_dict(orient="records"),
+            "confusion": {"labels": list(self.confusion.index), "matrix": self.confusion.values.tolist()},
+            "meta": self.meta,
+        }
+        if include_predictions:
+            preds = self.predictions.copy()
+            out["predictions"] = json.loads(preds.to_json(orient="records"))
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EvaluationResult":
+        """Rebuild a result saved by :meth:`to_json` (the Evaluation page with no corpora on disk)."""
+        labels = list(data["labels"])
+        conf_labels = data["confusion"]["labels"]
+        confusion = pd.DataFrame(data["confusion"]["matrix"], index=conf_labels, columns=conf_labels)
+        per_class = pd.DataFrame(data.get("per_class", []))
+        if not per_class.empty:
+            per_class = per_class.set_index("emotion")
+        preds = pd.DataFrame(data.get("predictions", []))
+        return cls(labels, preds, data["overall"], data["per_corpus"], per_class, confusion, data.get("meta", {}))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+
+def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str], *, meta: dict | None = None) -> EvaluationResult:
+    """Metrics from a per-file table with ``emotion`` (truth), ``predicted`` and ``corpus`` columns."""
+    for col in ("emotion", "predicted"):
+        if col not in predictions:
+            raise ParameterError(f"The predictions table needs a {col!r} column; it has {list(predictions.columns)}")
+    df = predictions.copy()
+    if "corpus" not in df:
+        df["corpus"] = "all"
+    df["correct"] = df["emotion"] == df["predicted"]
+    overall = summary_metrics(df["emotion"], df["predicted"])
+    per_corpus = {c: summary_metrics(g["emotion"], g["predicted"]) for c, g in df.groupby("corpus", sort=True)}
+    present = [e for e in EMOTIONS if e in set(df["emotion"]) | set(df["predicted"])]
+    p, r, f, s = precision_recall_fscore_support(df["emotion"], df["predicted"], labels=present, zero_division=0)
+    per_class = pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": s}, index=present)
+    cm_labels = [e for e in EMOTIONS if e in set(labels) | set(df["emotion"])]
+    cm = confusion_matrix(df["emotion"], df["predicted"], labels=cm_labels)
+    confusion = pd.DataFrame(cm, index=cm_labels, columns=cm_labels)
+    return EvaluationResult(list(labels), df, overall, per_corpus, per_class, confusion, meta or {})
+
+
+def evaluate_bundle(
+    bundle,
+    manifest: pd.DataFrame,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    meta: dict | None = None,
+) -> EvaluationResult:
+    """Score ``bundle`` on every file of ``manifest`` (all of it treated as test data)."""
+    if manifest.empty:
+        raise ParameterError("The manifest is empty: there is nothing to evaluate.")
+    table = bundle.predict_files(list(manifest["path"]), progress=progress)
+    keep = [c for c in ("path", "corpus", "speaker", "emotion") if c in manifest]
+    df = manifest[keep].reset_index(drop=True).copy()
+    df["predicted"] = table["emotion"].values
+    df["confidence"] = table["confidence"].values
+    for lab in bundle.labels:
+        df[f"p_{lab}"] = table[f"p_{lab}"].values
+    failed = table["error"].fillna("").astype(bool).values
+    info = {"model": bundle.name, "failed_files": [[p, e] for p, e in zip(table["path"][failed], table["error"][failed])]}
+    return evaluate_predictions(df[~failed].reset_index(drop=True), bundle.labels, meta={**info, **(meta or {})})

@@ -1,0 +1,209 @@
+"""The command line: ``python -m ser_lib <command> --help`` explains each command.
+
+Commands: ``corpora``, ``train``, ``evaluate``, ``predict`` (and ``analyze-call``,
+``analyze-calls`` for whole calls). Errors print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import MODELS_DIR, default_model_path
+from .errors import SERError
+
+logger = logging.getLogger("ser_lib")
+
+
+def _write_json(data: dict, out: str) -> None:
+    from .bundle import _json_default
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(data, indent=1, default=_json_default))
+    print(f"wrote {out}")
+
+
+def cmd_corpora(args) -> int:
+    from .corpora import find_corpora
+
+    scan = find_corpora(args.data)
+    m = scan.manifest
+    print(f"Corpora under {scan.root}: {len(m)} files, {m['speaker'].nunique()} speakers, {m['duration'].sum() / 3600:.2f} h")
+    print(scan.counts().to_string())
+    print()
+    print(m.groupby("corpus").agg(speakers=("speaker", "nunique"), mean_s=("duration", "mean")).round(2).to_string())
+    if scan.skipped:
+        print(f"\nSkipped {len(scan.skipped)} audio file(s):")
+        for path, why in scan.skipped[: args.show_skipped]:
+            print(f"  {path}: {why}")
+        if len(scan.skipped) > args.show_skipped:
+            print(f"  ... and {len(scan.skipped) - args.show_skipped} more (--show-skipped N)")
+    return 0
+
+
+def _epoch_printer():
+    from tqdm.auto import tqdm
+
+    state = {"bar": None}
+
+    def progress(event: dict) -> None:
+        if event.get("stage") == "epoch":
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=event["epochs"], desc="training", unit="epoch")
+            bar = state["bar"]
+            bar.update(1)
+            bar.set_postfix({k: f"{event[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in event})
+        elif event.get("stage") in ("evaluate", "done") and state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    return progress
+
+
+def cmd_train(args) -> int:
+    from .corpora import find_corpora
+    from .training import TrainConfig, train
+
+    out = Path(args.out)
+    if out.resolve() == default_model_path().resolve() and not args.overwrite:
+        raise SERError(f"{out} is the shipped default model: pass --overwrite to replace it, or choose another --out.")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise SERError(f"{out} already holds a bundle: pass --overwrite or choose another --out.")
+    manifest = find_corpora(args.data).manifest
+    cfg = TrainConfig(
+        model_type=args.model_type,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        split=args.split,
+        test_size=args.test_size,
+        augment=not args.no_augment,
+        seed=args.seed,
+        corpora=tuple(args.corpora) if args.corpora else None,
+    )
+    result = train(manifest, cfg, progress=_epoch_printer())
+    evaluation = result.evaluation.to_json() if result.evaluation else None
+    if args.metrics_from:  # a final model trained on everything carries the held-out run's figures
+        held_out = json.loads((Path(args.metrics_from) / "card.json").read_text())
+        result.bundle.card["metrics"] = held_out.get("metrics", {})
+        result.bundle.card["metrics"]["source"] = f"held-out run {Path(args.metrics_from).name}"
+        result.bundle.card["training"]["held_out_run"] = held_out.get("training", {})
+        ev = Path(args.metrics_from) / "evaluation.json"
+        evaluation = json.loads(ev.read_text()) if ev.is_file() else evaluation
+    result.bundle.card["training"]["command"] = " ".join(["python -m ser_lib", *sys.argv[1:]])
+    folder = result.bundle.save(out, evaluation=evaluation, overwrite=args.overwrite)
+    print(f"saved {folder} ({result.seconds / 60:.1f} min)")
+    if result.evaluation is not None:
+        print(result.evaluation.summary_table().round(3).to_string())
+    if result.telephone is not None:
+        print("through the telephone channel:")
+        print(result.telephone.summary_table().round(3).to_string())
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .bundle import ModelBundle
+    from .corpora import find_corpora
+    from .evaluation import evaluate_bundle
+
+    bundle = ModelBundle.load(args.model)
+    manifest = find_corpora(args.data).manifest
+    with tqdm(total=len(manifest), desc="evaluating", unit="file") as bar:
+        result = evaluate_bundle(bundle, manifest, progress=lambda d, t: bar.update(d - bar.n))
+    print(f"model: {bundle.describe()}")
+    print(result.summary_table().round(3).to_string())
+    print()
+    print(result.per_class.round(3).to_string())
+    if args.json:
+        _write_json(result.to_json(include_predictions=not args.no_predictions), args.json)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .bundle import ModelBundle
+
+    bundle = ModelBundle.load(args.model)
+    table = bundle.predict_files(args.files)
+    print(f"model: {bundle.describe()}")
+    for _, row in table.iterrows():
+        if row["error"]:
+            print(f"{row['path']}: ERROR {row['error']}")
+        else:
+            top = sorted(((row[f"p_{lab}"], lab) for lab in bundle.labels), reverse=True)[:3]
+            others = ", ".join(f"{lab} {p:.2f}" for p, lab in top[1:])
+            print(f"{row['path']}: {row['emotion']} ({row['confidence']:.2f}; then {others})")
+    if args.json:
+        _write_json({"model": bundle.describe(), "predictions": table.to_dict(orient="records")}, args.json)
+    return 0 if not table["error"].astype(bool).any() else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .training import MODEL_TYPES, SPLITS
+
+    p = argparse.ArgumentParser(
+        prog="python -m ser_lib",
+        description="Speech emotion recognition: find corpora, train and evaluate models, predict emotions, analyse calls.",
+    )
+    p.add_argument("--version", action="version", version=f"ser_lib {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("corpora", help="list the corpora found under a data folder", description="Find RAVDESS, TESS, SAVEE and CREMA-D under DIR by their file-name patterns; print counts per corpus and emotion, and files that were skipped.")
+    c.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
+    c.add_argument("--show-skipped", type=int, default=20, metavar="N", help="list at most N skipped files (default 20)")
+    c.set_defaults(func=cmd_corpora)
+
+    t = sub.add_parser("train", help="featurise, train, evaluate and save a model bundle", description="Train a model on the corpora under DIR. By default speakers are split (about 20%% of each corpus's speakers held out), the training side is augmented, and the held-out figures go into the bundle's card. Features are cached, so a second run skips featurising.")
+    t.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
+    t.add_argument("--model-type", choices=MODEL_TYPES, default="encoder_head", help="encoder_head: CNN head on Whisper-base frames (default, best); logmel_cnn: 2D CNN on log-mel (fast); seed_cnn1d: the notebook's 1D CNN on 162 features (reference)")
+    t.add_argument("--out", default=str(MODELS_DIR / "my-model"), help="bundle folder to write (default models/my-model)")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--split", choices=SPLITS, default="speaker", help="speaker: speaker-independent (honest); random: the notebook's random split (speakers on both sides); none: train on everything")
+    t.add_argument("--test-size", type=float, default=0.2, help="share of each corpus's speakers held out (default 0.2)")
+    t.add_argument("--corpora", nargs="+", metavar="NAME", help="train on these corpora only (RAVDESS SAVEE TESS CREMA-D)")
+    t.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--metrics-from", metavar="BUNDLE", help="copy held-out metrics and evaluation from this bundle (for a final model trained with --split none)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (needed for models/default)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a bundle on every corpus file under a folder", description="Score a model on every corpus file under DIR (all of it treated as test data): WA, UA, macro-F1 overall and per corpus, per-class report, confusion matrix.")
+    e.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
+    e.add_argument("--model", help="bundle folder (default: the shipped models/default)")
+    e.add_argument("--json", metavar="OUT", help="write overall, per_corpus, per_class, confusion and predictions to OUT")
+    e.add_argument("--no-predictions", action="store_true", help="leave per-file predictions out of the JSON")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="predict the emotion of audio files", description="Print the emotion and its probability for each FILE (wav, flac, ogg/opus, mp3).")
+    pr.add_argument("files", nargs="+", metavar="FILE")
+    pr.add_argument("--model", help="bundle folder (default: the shipped models/default)")
+    pr.add_argument("--json", metavar="OUT", help="write emotion and probabilities per file to OUT")
+    pr.set_defaults(func=cmd_predict)
+
+    try:
+        from .cli_calls import add_call_commands
+    except ImportError:  # the call commands are optional until their module is present
+        add_call_commands = None
+    if add_call_commands is not None:
+        add_call_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SERError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,391 @@
+"""Training with an honest protocol.
+
+- Speaker-independent split by default: within each corpus about ``test_size`` of the speakers
+  are held out (at least one where a corpus has two or more); no speaker is on both sides.
+- Augmented copies stay with their original: augmentation is computed per file and only the
+  training files' copies are used; scalers are fitted on the training rows only.
+- ``split="random"`` is the notebook's random split over clips (speakers on both sides), kept
+  so both numbers can be shown side by side; ``split="none"`` trains on everything (the shipped
+  model, after the held-out run has measured the protocol).
+
+:func:`train` featurises (cached, every core), fits, evaluates and returns a :class:`TrainResult`
+holding an unsaved :class:`~ser_lib.bundle.ModelBundle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from .config import EMOTIONS
+from .errors import ParameterError
+from .evaluation import EvaluationResult, evaluate_predictions
+from .features import LogMelFrontEnd, SeedFrontEnd
+from .featurize import EncoderExtractor, LogMelExtractor, SeedExtractor, featurize_files
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPES: tuple[str, ...] = ("encoder_head", "logmel_cnn", "seed_cnn1d")
+SPLITS: tuple[str, ...] = ("speaker", "random", "none")
+ProgressFn = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """What to train and how. Defaults are the shipped model's settings."""
+
+    model_type: str = "encoder_head"
+    epochs: int = 40
+    batch_size: int = 64
+    split: str = "speaker"
+    test_size: float = 0.2
+    val_size: float = 0.1
+    augment: bool = True
+    seed: int = 0
+    corpora: tuple[str, ...] | None = None
+    learning_rate: float = 1e-3
+    patience: int = 8
+    telephone_eval: bool = True
+    n_jobs: int | None = None
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES:
+            raise ParameterError(f"model_type={self.model_type!r} is not one of {list(MODEL_TYPES)}")
+        if self.split not in SPLITS:
+            raise ParameterError(f"split={self.split!r} is not one of {list(SPLITS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParameterError(f"epochs={self.epochs} and batch_size={self.batch_size} must be at least 1")
+        if not 0.0 < self.test_size < 1.0:
+            raise ParameterError(f"test_size={self.test_size} must be between 0 and 1")
+
+
+@dataclass
+class Split:
+    """Row indices into the manifest, and the speakers on each side."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    kind: str
+    train_speakers: list[str] = field(default_factory=list)
+    test_speakers: list[str] = field(default_factory=list)
+
+
+def split_manifest(
+    manifest: pd.DataFrame, *, split: str = "speaker", test_size: float = 0.2, val_size: float = 0.1, seed: int = 0
+) -> Split:
+    """Split ``manifest`` rows into train / validation / test.
+
+    ``speaker``: per corpus, hold out ``test_size`` of its speakers for test (at least one when it
+    has two or more) and ``val_size`` of the remaining for validation (when three or more remain).
+    ``random``: the notebook's random split over clips, stratified by emotion (leaks speakers).
+    ``none``: everything is training data.
+    """
+    n = len(manifest)
+    idx = np.arange(n)
+    if split == "none":
+        return Split(idx, idx[:0], idx[:0], "none", sorted(manifest["speaker"].unique()), [])
+    if split == "random":
+        strat = manifest["emotion"] if manifest["emotion"].value_counts().min() >= 2 else None
+        train, test = train_test_split(idx, test_size=test_size, random_state=seed, shuffle=True, stratify=strat)
+        strat_tr = manifest["emotion"].iloc[train] if strat is not None else None
+        train, val = train_test_split(train, test_size=val_size, random_state=seed, stratify=strat_tr)
+        spk = sorted(manifest["speaker"].unique())
+        return Split(np.sort(train), np.sort(val), np.sort(test), "random", spk, spk)
+    if split != "speaker":
+        raise ParameterError(f"split={split!r} is not one of {list(SPLITS)}")
+    train, val, test = [], [], []
+    for corpus, group in manifest.groupby("corpus", sort=True):
+        speakers = np.array(sorted(group["speaker"].unique()))
+        rows = group.index.to_numpy()
+        if len(speakers) < 2:
+            logger.warning("%s has one speaker: all its files go to training (no held-out speaker)", corpus)
+            train.append(rows)
+            continue
+        n_test = max(1, int(round(test_size * len(speakers))))
+        gss = GroupShuffleSplit(n_splits=1, test_size=n_test, random_state=seed)
+        tr, te = next(gss.split(rows, groups=group["speaker"].to_numpy()))
+        test.append(rows[te])
+        rest = rows[tr]
+        rest_speakers = group["speaker"].to_numpy()[tr]
+        if len(np.unique(rest_speakers)) >= 3 and val_size > 0:
+            n_val = max(1, int(round(val_size * len(np.unique(rest_speakers)))))
+            gss = GroupShuffleSplit(n_splits=1, test_size=n_val, random_state=seed + 1)
+            tr2, va = next(gss.split(rest, groups=rest_speakers))
+            train.append(rest[tr2])
+            val.append(rest[va])
+        else:
+            train.append(rest)
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else idx[:0]  # noqa: E731
+    s = Split(cat(train), cat(val), cat(test), "speaker")
+    pos = {label: i for i, label in enumerate(manifest.index)}
+    s.train, s.val, s.test = (np.array([pos[i] for i in part], dtype=int) for part in (s.train, s.val, s.test))
+    s.train_speakers = sorted(manifest["speaker"].iloc[s.train].unique())
+    s.test_speakers = sorted(manifest["speaker"].iloc[s.test].unique())
+    overlap = set(s.train_speakers) & set(s.test_speakers)
+    if overlap:  # cannot happen by construction; guard the protocol anyway
+        raise ParameterError(f"Speakers on both sides of a speaker-independent split: {sorted(overlap)}")
+    return s
+
+
+@dataclass
+class TrainResult:
+    """A trained, evaluated, unsaved bundle."""
+
+    bundle: object
+    evaluation: EvaluationResult | None
+    history: pd.DataFrame
+    seconds: float
+    stopped: bool
+    split: Split
+    telephone: EvaluationResult | None = None
+
+
+def _notify(progress: ProgressFn | None, **event) -> None:
+    if progress is not None:
+        progress(event)
+
+
+def _features(extractor, paths: Sequence[str], progress: ProgressFn | None, n_jobs, label: str):
+    cb = (lambda d, t: _notify(progress, stage="features", what=label, done=d, total=t)) if progress else False
+    values, failures = featurize_files(list(paths), extractor, n_jobs=n_jobs, progress=cb or True, desc=label)
+    return values, failures
+
+
+def _callbacks(progress, should_stop, epochs):
+    import keras
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            _notify(progress, stage="epoch", epoch=epoch + 1, epochs=epochs, **logs)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if should_stop is not None and should_stop():
+                self.model.stop_training = True
+
+    return [Report()]
+
+
+class _FrameBatches:
+    """Batches of fixed-length frame crops for the encoder head (random crop; short clips tiled)."""
+
+    def __init__(self, frames, labels, *, batch_size, n_frames, rng, shuffle=True):
+        import keras
+
+        class Seq(keras.utils.PyDataset):
+            def __init__(inner):
+                super().__init__(workers=1, use_multiprocessing=False)
+                inner.order = np.arange(len(frames))
+                if shuffle:
+                    rng.shuffle(inner.order)
+
+            def __len__(inner):
+                return math.ceil(len(frames) / batch_size)
+
+            def __getitem__(inner, i):
+                ids = inner.order[i * batch_size : (i + 1) * batch_size]
+                x = np.stack([_crop(frames[j], n_frames, rng) for j in ids]).astype(np.float32)
+                return x, labels[ids]
+
+            def on_epoch_end(inner):
+                if shuffle:
+                    rng.shuffle(inner.order)
+
+        self.seq = Seq()
+
+
+def _crop(f: np.ndarray, n: int, rng: np.random.Generator | None) -> np.ndarray:
+    if len(f) >= n:
+        start = 0 if rng is None else int(rng.integers(0, len(f) - n + 1))
+        return f[start : start + n]
+    reps = math.ceil(n / max(len(f), 1))
+    return np.concatenate([f] * reps, axis=0)[:n]
+
+
+def train(
+    manifest: pd.DataFrame,
+    config: TrainConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Featurise, split, fit, evaluate. Returns an unsaved bundle with its evaluation.
+
+    Parameters
+    ----------
+    manifest : pd.DataFrame
+        From :func:`ser_lib.corpora.find_corpora`.
+    config : TrainConfig
+    progress : callable(dict) or None
+        Receives ``{"stage": "features", "done", "total"}``, then ``{"stage": "epoch", "epoch",
+        "epochs", "loss", "accuracy", "val_loss", "val_accuracy"}`` per epoch, then
+        ``{"stage": "evaluate"}`` and ``{"stage": "done"}``.
+    should_stop : callable() -> bool or None
+        Polled every batch; when it returns True training stops and the model so far is kept.
+    """
+    import keras
+
+    from .bundle import EncoderFrontEnd, ModelBundle
+    from .models import encoder_head, logmel_cnn, seed_cnn1d
+
+    cfg = config or TrainConfig()
+    t0 = time.time()
+    df = manifest
+    if cfg.corpora:
+        df = df[df["corpus"].isin(cfg.corpora)]
+    df = df.reset_index(drop=True)
+    if df.empty:
+        raise ParameterError(f"No files to train on (corpora={cfg.corpora}): check the data folder and the corpus choice.")
+    labels = [e for e in EMOTIONS if e in set(df["emotion"])]
+    if len(labels) < 2:
+        raise ParameterError(f"Training needs at least two emotions; the data has {labels}.")
+    lab_index = {e: i for i, e in enumerate(labels)}
+    y_all = np.array([lab_index[e] for e in df["emotion"]])
+    onehot = np.eye(len(labels), dtype=np.float32)
+    split = split_manifest(df, split=cfg.split, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
+    paths = list(df["path"])
+    keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    # --- features ------------------------------------------------------------------------
+    scaler = None
+    tel_test: list | None = None
+    if cfg.model_type == "seed_cnn1d":
+        frontend = SeedFrontEnd()
+        values, failures = _features(SeedExtractor(frontend, augment=cfg.augment, seed=cfg.seed), paths, progress, cfg.n_jobs, "notebook features")
+        ok = np.array([v is not None for v in values])
+
+        def stack(ids, aug: bool):
+            """Feature rows and labels of files ``ids`` (all augmented rows, or the clip as loaded)."""
+            xs, ys = [], []
+            for i in ids:
+                if ok[i]:
+                    x = values[i] if aug else values[i][:1]
+                    xs.append(x)
+                    ys += [y_all[i]] * len(x)
+            return (np.concatenate(xs) if xs else np.zeros((0, 162), np.float32)), np.array(ys, dtype=int)
+
+        x_tr, y_tr = stack(split.train, cfg.augment)
+        mean, scale = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8  # StandardScaler, fitted on training rows only
+        scaler = {"mean": mean.tolist(), "scale": scale.tolist()}
+        norm = lambda x: ((x - mean) / scale)[..., None].astype(np.float32)  # noqa: E731
+        x_va, y_va = stack(split.val, False)
+        model = seed_cnn1d((162, 1), len(labels))
+        fit_data = dict(x=norm(x_tr), y=onehot[y_tr], batch_size=cfg.batch_size, shuffle=True)
+        val_data = (norm(x_va), onehot[y_va]) if len(y_va) else None
+        test_inputs = lambda ids: [norm(values[i][:1])[0] for i in ids]  # noqa: E731
+        callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.4, patience=2, min_lr=1e-7)]
+    elif cfg.model_type == "logmel_cnn":
+        frontend = LogMelFrontEnd()
+        values, failures = _features(LogMelExtractor(frontend, "clean"), paths, progress, cfg.n_jobs, "log-mel")
+        ok = np.array([v is not None for v in values])
+        train_ids = [i for i in split.train if ok[i]]
+        xs, ys = [values[i] for i in train_ids], [y_all[i] for i in train_ids]
+        if cfg.augment:
+            tel, _ = _features(LogMelExtractor(frontend, "telephone"), [paths[i] for i in train_ids], progress, cfg.n_jobs, "log-mel telephone")
+            xs += [v for v in tel if v is not None]
+            ys += [y_all[i] for i, v in zip(train_ids, tel) if v is not None]
+        model = logmel_cnn((frontend.n_frames, frontend.n_mels), len(labels))
+        fit_data = dict(x=np.stack(xs).astype(np.float32), y=onehot[np.array(ys)], batch_size=cfg.batch_size, shuffle=True)
+        va_ids = [i for i in split.val if ok[i]]
+        val_data = (np.stack([values[i] for i in va_ids]).astype(np.float32), onehot[y_all[va_ids]]) if va_ids else None
+        test_inputs = lambda ids: [values[i].astype(np.float32) for i in ids]  # noqa: E731
+        callbacks = []
+    else:
+        frontend = EncoderFrontEnd()
+        values, failures = _features(EncoderExtractor(frontend.backbone, "clean"), paths, progress, cfg.n_jobs, f"{frontend.backbone} frames")
+        ok = np.array([v is not None for v in values])
+        train_ids = [i for i in split.train if ok[i]]
+        frames, ys = [values[i] for i in train_ids], [y_all[i] for i in train_ids]
+        need_tel = cfg.augment or (cfg.telephone_eval and len(split.test))
+        tel_ids = train_ids + [i for i in split.test if ok[i]] if need_tel else []
+        if need_tel:
+            tel, _ = _features(EncoderExtractor(frontend.backbone, "telephone"), [paths[i] for i in tel_ids], progress, cfg.n_jobs, f"{frontend.backbone} telephone frames")
+            tel_by_id = dict(zip(tel_ids, tel))
+            if cfg.augment:
+                frames += [tel_by_id[i] for i in train_ids if tel_by_id[i] is not None]
+                ys += [y_all[i] for i in train_ids if tel_by_id[i] is not None]
+            tel_test = [tel_by_id.get(i) for i in split.test]
+        model = encoder_head((None, frontend_dim(frontend)), len(labels), learning_rate=cfg.learning_rate)
+        data = _FrameBatches(frames, onehot[np.array(ys)], batch_size=cfg.batch_size, n_frames=frontend.train_frames, rng=rng)
+        fit_data = dict(x=data.seq)
+        va_ids = [i for i in split.val if ok[i]]
+        val_data = None
+        if va_ids:
+            val_data = (np.stack([_crop(values[i], frontend.train_frames, None) for i in va_ids]).astype(np.float32), onehot[y_all[va_ids]])
+        test_inputs = lambda ids: [values[i].astype(np.float32) for i in ids]  # noqa: E731
+        steps = len(data.seq) * cfg.epochs
+        model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
+        callbacks = []
+    if failures:
+        logger.warning("%d file(s) skipped: %s", len(failures), failures[:3])
+    if val_data is not None and cfg.model_type != "seed_cnn1d":
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True))
+    stopped = {"flag": False}
+
+    def poll() -> bool:  # remembers that the user cancelled
+        if should_stop is not None and should_stop():
+            stopped["flag"] = True
+        return stopped["flag"]
+
+    callbacks += _callbacks(progress, poll, cfg.epochs)
+    hist = model.fit(**fit_data, epochs=cfg.epochs, validation_data=val_data, callbacks=callbacks, verbose=0)
+    history = pd.DataFrame(hist.history)
+    history.index = np.arange(1, len(history) + 1)
+    history.index.name = "epoch"
+
+    training = {
+        "corpora": sorted(df["corpus"].unique()),
+        "n_files": int(len(df)),
+        "n_train_files": int(len(split.train)),
+        "n_test_files": int(len(split.test)),
+        "split": split.kind,
+        "train_speakers": split.train_speakers,
+        "test_speakers": split.test_speakers,
+        "config": asdict(cfg),
+        "epochs_run": int(len(history)),
+        "failed_files": [[p, e] for p, e in failures],
+    }
+    bundle = ModelBundle.create(model, name="unsaved", model_type=cfg.model_type, labels=labels, frontend=frontend, training=training, scaler=scaler)
+
+    # --- evaluate ----------------------------------------------------------------------------
+    evaluation = telephone = None
+    test_ids = [i for i in split.test if ok[i]]
+    if test_ids and not stopped["flag"]:
+        _notify(progress, stage="evaluate", total=len(test_ids))
+        evaluation = _evaluate(bundle, df, test_ids, test_inputs(test_ids), labels, split.kind)
+        metrics = {"protocol": split.kind, "overall": evaluation.overall, "per_corpus": evaluation.per_corpus}
+        if tel_test is not None:
+            pos = {i: k for k, i in enumerate(split.test)}
+            tids = [i for i in test_ids if tel_test[pos[i]] is not None]
+            telephone = _evaluate(bundle, df, tids, [tel_test[pos[i]].astype(np.float32) for i in tids], labels, split.kind + "+telephone")
+            metrics["telephone"] = {"overall": telephone.overall, "per_corpus": telephone.per_corpus}
+        bundle.card["metrics"] = metrics
+    seconds = time.time() - t0
+    bundle.card["training"]["seconds"] = round(seconds, 1)
+    _notify(progress, stage="done", seconds=seconds)
+    return TrainResult(bundle, evaluation, history, seconds, stopped["flag"], split, telephone)
+
+
+def frontend_dim(frontend) -> int:
+    from .backbone import BACKBONES
+
+    return BACKBONES[frontend.backbone].dim
+
+
+def _evaluate(bundle, df: pd.DataFrame, ids: list[int], inputs: list[np.ndarray], labels: list[str], protocol: str) -> EvaluationResult:
+    probs = bundle.probabilities_from_features(inputs)
+    table = df.iloc[ids][["path", "corpus", "speaker", "emotion"]].reset_index(drop=True).copy()
+    table["predicted"] = [labels[k] for k in probs.argmax(axis=1)]
+    table["confidence"] = probs.max(axis=1)
+    for k, lab in enumerate(labels):
+        table[f"p_{lab}"] = probs[:, k]
+    return evaluate_predictions(table, labels, meta={"protocol": protocol, "model": bundle.card.get("model_type")})

@@ -241,8 +241,9 @@ class WhisperEncoder:
         """Greedy English transcript of a short clip (a check that the front end is right)."""
         import ctranslate2
 
+        y = np.asarray(y, dtype=np.float32)[: int(MAX_CHUNK_SECONDS * SAMPLE_RATE)]  # first 30 s only
         x = np.zeros(max(len(y), int(MIN_INPUT_SECONDS * SAMPLE_RATE)), dtype=np.float32)
-        x[: len(y)] = y[: int(MAX_CHUNK_SECONDS * SAMPLE_RATE)]
+        x[: len(y)] = y
         mel = whisper_log_mel(x[: len(x) // WHISPER_HOP * WHISPER_HOP])[None]
         prompt = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
         with self._lock:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .audio import load_audio
@@ -29,7 +28,7 @@ from .augment import notebook_variants, telephone_channel
 from .cache import FeatureCache
 from .config import SAMPLE_RATE
 from .errors import SERError
-from .features import LogMelFrontEnd, SeedFrontEnd
+from .features import LogMelFrontEnd, SeedFrontEnd, seed_features
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +54,8 @@ class SeedExtractor:
     def __call__(self, path: str) -> np.ndarray:
         fe = self.frontend
         y = load_audio(path, sr=fe.sample_rate, offset=fe.offset, duration=fe.duration)
-        if not self.augment:
-            return fe(y, fe.sample_rate)[None]
-        from .features import seed_features
-
+        if not self.augment:  # `y` is already the cropped window: `fe(y, ...)` would crop 0.6 s again
+            return seed_features(y, sr=fe.sample_rate)[None]
         rng = np.random.default_rng(file_seed(path, self.seed))
         return np.stack([seed_features(v, sr=fe.sample_rate) for v in notebook_variants(y, fe.sample_rate, rng=rng)])
 
@@ -189,9 +186,11 @@ def featurize_files(
     def results() -> Iterable:
         if n_jobs == 1 or len(todo) < 8:
             return (task(paths[i]) for i in todo)
-        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"))
-        chunk = max(1, min(32, len(todo) // (n_jobs * 8)))
-        return _closing(pool, pool.map(task, [paths[i] for i in todo], chunksize=chunk))
+        # loky workers are started without re-running __main__ (safe under Streamlit, stdin,
+        # notebooks) and are reused between calls, so a worker's encoder stays loaded.
+        batch = max(1, min(32, len(todo) // (n_jobs * 8)))
+        parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator", batch_size=batch)
+        return parallel(delayed(task)(paths[i]) for i in todo)
 
     for i, (value, error) in zip(todo, results()):
         values[i] = value
@@ -205,10 +204,3 @@ def featurize_files(
     if failures:
         logger.warning("%d file(s) could not be featurised, e.g. %s: %s", len(failures), *failures[0])
     return values, failures
-
-
-def _closing(pool: ProcessPoolExecutor, it: Iterable):
-    try:
-        yield from it
-    finally:
-        pool.shutdown(cancel_futures=True)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .audio import load_audio
@@ -187,9 +186,11 @@ def featurize_files(
     def results() -> Iterable:
         if n_jobs == 1 or len(todo) < 8:
             return (task(paths[i]) for i in todo)
-        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"))
-        chunk = max(1, min(32, len(todo) // (n_jobs * 8)))
-        return _closing(pool, pool.map(task, [paths[i] for i in todo], chunksize=chunk))
+        # loky workers are started without re-running __main__ (safe under Streamlit, stdin,
+        # notebooks) and are reused between calls, so a worker's encoder stays loaded.
+        batch = max(1, min(32, len(todo) // (n_jobs * 8)))
+        parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator", batch_size=batch)
+        return parallel(delayed(task)(paths[i]) for i in todo)
 
     for i, (value, error) in zip(todo, results()):
         values[i] = value
@@ -203,10 +204,3 @@ def featurize_files(
     if failures:
         logger.warning("%d file(s) could not be featurised, e.g. %s: %s", len(failures), *failures[0])
     return values, failures
-
-
-def _closing(pool: ProcessPoolExecutor, it: Iterable):
-    try:
-        yield from it
-    finally:
-        pool.shutdown(cancel_futures=True)

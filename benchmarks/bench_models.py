@@ -1,0 +1,130 @@
+"""Compare the models under the same protocol, side by side, and write benchmarks/results.json.
+
+Rows (each: WA, UA, macro-F1 overall and per corpus, clean and through the telephone channel):
+
+- ``seed_cnn1d`` on the notebook's random split (leaky, as the notebook reported it)
+- ``seed_cnn1d`` speaker-independent (the honest floor)
+- ``logmel_cnn`` speaker-independent (the fast CNN option)
+- ``linear_probe``: logistic regression on the mean and std of Whisper-base frames
+- ``encoder_head``: the CNN head on Whisper-base frames (the shipped default's recipe)
+
+Usage::
+
+    python benchmarks/bench_models.py --data ../shared/corpora [--only encoder_head linear_probe] [--epochs-seed 50]
+
+Every run prints its figures and its time; results.json is updated row by row (re-running one
+model replaces only its rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ser_lib.corpora import find_corpora  # noqa: E402
+from ser_lib.evaluation import evaluate_predictions  # noqa: E402
+from ser_lib.featurize import EncoderExtractor, featurize_files  # noqa: E402
+from ser_lib.training import TrainConfig, split_manifest, train  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results.json"
+
+
+def rows_from(model: str, protocol: str, condition: str, evaluation, seconds: float, extra: dict | None = None) -> list[dict]:
+    out = []
+    for corpus, m in [("overall", evaluation.overall), *evaluation.per_corpus.items()]:
+        out.append({"model": model, "protocol": protocol, "condition": condition, "corpus": corpus,
+                    "WA": round(m["WA"], 4), "UA": round(m["UA"], 4), "macro_f1": round(m["macro_f1"], 4), "n": m["n"],
+                    "train_seconds": round(seconds, 1), **(extra or {})})
+    return out
+
+
+def save_rows(rows: list[dict]) -> None:
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    keys = {(r["model"], r["protocol"], r["condition"]) for r in rows}
+    kept = [r for r in old if (r["model"], r["protocol"], r["condition"]) not in keys]
+    RESULTS.write_text(json.dumps(kept + rows, indent=1))
+
+
+def show(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"  {r['model']:<14} {r['protocol']:<8} {r['condition']:<10} {r['corpus']:<8} WA {r['WA']:.3f}  UA {r['UA']:.3f}  F1 {r['macro_f1']:.3f}  n {r['n']}")
+
+
+def run_trained(manifest, model_type: str, split: str, epochs: int) -> list[dict]:
+    t = time.time()
+    res = train(manifest, TrainConfig(model_type=model_type, split=split, epochs=epochs, telephone_eval=model_type == "encoder_head"))
+    secs = time.time() - t
+    print(f"{model_type} / {split}: {secs:.0f} s in all, {len(res.history)} epochs")
+    rows = rows_from(model_type, split, "clean", res.evaluation, secs, {"epochs": len(res.history)})
+    if res.telephone is not None:
+        rows += rows_from(model_type, split, "telephone", res.telephone, secs, {"epochs": len(res.history)})
+    return rows
+
+
+def run_probe(manifest) -> list[dict]:
+    """Mean+std of encoder frames, standardised, multinomial logistic regression (no augmentation)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t = time.time()
+    split = split_manifest(manifest, split="speaker")
+    rows = []
+    pooled = {}
+    for view in ("clean", "telephone"):
+        ids = list(split.train) + list(split.test) if view == "clean" else list(split.test)
+        vals, _ = featurize_files([manifest["path"].iloc[i] for i in ids], EncoderExtractor(view=view), desc=f"frames {view}")
+        pooled[view] = {i: np.concatenate([v.astype(np.float32).mean(0), v.astype(np.float32).std(0)]) for i, v in zip(ids, vals) if v is not None}
+    tr = [i for i in split.train if i in pooled["clean"]]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
+    clf.fit(np.stack([pooled["clean"][i] for i in tr]), manifest["emotion"].iloc[tr])
+    secs = time.time() - t
+    for view in ("clean", "telephone"):
+        te = [i for i in split.test if i in pooled[view]]
+        table = manifest.iloc[te][["path", "corpus", "speaker", "emotion"]].reset_index(drop=True)
+        table["predicted"] = clf.predict(np.stack([pooled[view][i] for i in te]))
+        ev = evaluate_predictions(table, list(clf.classes_))
+        rows += rows_from("linear_probe", "speaker", view, ev, secs)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
+    ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "seed_cnn1d", "seed_random", "logmel_cnn"])
+    ap.add_argument("--epochs-seed", type=int, default=50, help="the notebook trained 50 epochs")
+    ap.add_argument("--epochs-logmel", type=int, default=20)
+    ap.add_argument("--epochs-head", type=int, default=40)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    manifest = find_corpora(args.data, durations=False).manifest
+    print(f"{len(manifest)} clips under {args.data}")
+    for what in args.only:
+        if what == "linear_probe":
+            rows = run_probe(manifest)
+        elif what == "seed_random":
+            rows = run_trained(manifest, "seed_cnn1d", "random", args.epochs_seed)
+        elif what == "seed_cnn1d":
+            rows = run_trained(manifest, "seed_cnn1d", "speaker", args.epochs_seed)
+        elif what == "logmel_cnn":
+            rows = run_trained(manifest, "logmel_cnn", "speaker", args.epochs_logmel)
+        elif what == "encoder_head":
+            rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head)
+        else:
+            raise SystemExit(f"unknown --only {what}")
+        show(rows)
+        save_rows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

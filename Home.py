@@ -1,0 +1,70 @@
+"""Home: what the app does, which corpora and which model it found, and where to go next."""
+
+import streamlit as st
+
+from ser_lib import st_cache as ui
+from ser_lib.corpora import emotion_counts
+from ser_lib.dataset_view import counts_long
+from ser_lib.model_view import summarise_bundle
+from ser_lib.plots import class_distribution
+
+ui.page_setup("Home", ":material/home:")
+folder = ui.data_folder_sidebar()
+model = ui.model_sidebar()
+
+st.title("Speech emotion recognition")
+st.markdown(
+    "Hear which emotion a voice carries. This app lets you **explore** the acted emotional-speech "
+    "corpora (RAVDESS, TESS, SAVEE, CREMA-D), **preview** the augmentations used in training, "
+    "**train** and **evaluate** models with a speaker-independent protocol, and **predict** the "
+    "emotion of your own clips, uploaded or recorded."
+)
+
+left, right = st.columns([3, 2], gap="large")
+
+with left, ui.guard("Reading the data folder"):
+    st.subheader("Corpora in the data folder")
+    scan = ui.scan_corpora(folder, durations=False)
+    if not scan.ok:
+        ui.explain_missing_corpora(folder, scan.error)
+    else:
+        counts = emotion_counts(scan.manifest)
+        st.caption(f"{len(scan.manifest):,} files under `{folder}`" + (f"; {len(scan.skipped)} skipped" if scan.skipped else ""))
+        st.dataframe(counts, key="home_counts")
+        st.plotly_chart(class_distribution(counts_long(counts)), key="home_distribution")
+
+with right, ui.guard("Reading the model card"):
+    st.subheader("Active model")
+    if model is None:
+        ui.explain_missing_model()
+    else:
+        summary = summarise_bundle(model)
+        st.markdown(f"**{summary.description}**")
+        m = summary.metrics
+        if m:
+            a, b, c = st.columns(3)
+            a.metric("WA", f"{m['WA']:.2f}", help="Weighted accuracy: share of held-out clips judged right.")
+            b.metric("UA", f"{m['UA']:.2f}", help="Unweighted accuracy: mean recall over emotions.")
+            c.metric("macro-F1", f"{m['macro_f1']:.2f}")
+            st.caption(
+                f"Held-out {summary.protocol or ''} evaluation on {m.get('n', '?')} clips; "
+                "speaker-independent means no test speaker was heard in training."
+            )
+        else:
+            st.caption("This model's card holds no held-out metrics.")
+        st.markdown(
+            f"- type: `{summary.model_type}`\n- emotions: {', '.join(summary.labels)}\n"
+            f"- trained on: {', '.join(summary.corpora) or 'unknown'}\n- created: {summary.created}"
+        )
+
+st.subheader("Where next")
+cols = st.columns(3)
+with cols[0]:
+    ui.page_link("pages/1_Datasets.py", "Datasets: browse the corpora", ":material/dataset:")
+    ui.page_link("pages/2_Augmentation.py", "Augmentation preview", ":material/tune:")
+with cols[1]:
+    ui.page_link("pages/3_Training.py", "Training: train a model", ":material/model_training:")
+    ui.page_link("pages/4_Evaluation.py", "Evaluation: how good is it?", ":material/analytics:")
+with cols[2]:
+    ui.page_link("pages/5_Predict.py", "Predict: upload or record a clip", ":material/mic:")
+    ui.page_link(ui.CALL_TIMELINE_PAGE, "Call timeline: emotion over a call", ":material/timeline:")

@@ -1,0 +1,102 @@
+"""Training: choose data and settings, train in the background with live curves, save the bundle."""
+
+import streamlit as st
+
+from ser_lib import plots
+from ser_lib import st_cache as ui
+from ser_lib.jobs import save_bundle, training_job
+from ser_lib.model_view import bundle_folder_for, models_dir
+from ser_lib.training import MODEL_TYPES, TrainConfig
+
+MODEL_LABELS = {
+    "encoder_head": "Whisper-base encoder + small CNN head (best; needs the encoder weights)",
+    "logmel_cnn": "2D CNN on log-mel spectrograms",
+    "seed_cnn1d": "The notebook's 1D CNN on 162 averaged features (fastest)",
+}
+SPLIT_LABELS = {
+    "speaker": "Speaker-independent (honest: test speakers never heard in training)",
+    "random": "Random over clips, as in the notebook (leaks speakers: optimistic)",
+}
+JOB_KEY = "training_job"
+
+ui.page_setup("Training", ":material/model_training:")
+folder = ui.data_folder_sidebar()
+
+st.title("Training")
+scan = ui.scan_corpora(folder, durations=False)
+if not scan.ok:
+    ui.explain_missing_corpora(folder, scan.error)
+    st.stop()
+
+job = st.session_state.get(JOB_KEY)
+running = job is not None and not job.snapshot().finished
+
+with st.form("training_form", border=True):
+    found = sorted(scan.manifest["corpus"].unique())
+    corpora = st.multiselect("Corpora", found, default=found, key="training_corpora")
+    c1, c2 = st.columns(2)
+    model_type = c1.selectbox("Model", MODEL_TYPES, format_func=MODEL_LABELS.get, key="training_model", index=MODEL_TYPES.index("seed_cnn1d"))
+    split = c2.radio("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="training_split")
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.number_input("Epochs", 1, 500, 30, key="training_epochs")
+    batch_size = c2.selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="training_batch")
+    augment = c3.toggle("Augmentation", value=True, key="training_augment", help="Noise, stretch and pitch copies (notebook model) or the telephone channel (others), training files only.")
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("Save as", value="my-model", key="training_name", help=f"The bundle is saved to {models_dir()}/NAME.")
+    overwrite = c2.checkbox("Overwrite an existing bundle of that name", key="training_overwrite", help="Needed to replace the shipped 'default' model.")
+    start = st.form_submit_button("Start training", type="primary", disabled=running, icon=":material/play_arrow:")
+
+if start and not running:
+    with ui.guard("Starting the training"):
+        target = bundle_folder_for(name, overwrite=overwrite)
+        config = TrainConfig(model_type=model_type, epochs=int(epochs), batch_size=int(batch_size), split=split, augment=augment, corpora=tuple(corpora) or None)
+        st.session_state[JOB_KEY] = job = training_job(scan.manifest, config, save_to=target, overwrite=overwrite).start()
+        running = True
+
+if job is None:
+    st.caption("Training runs in the background: you can leave this page and come back.")
+    st.stop()
+
+
+@st.fragment(run_every=1.0 if running else None)
+def progress_panel() -> None:
+    snap = job.snapshot()
+    st.progress(snap.fraction, text=f"{snap.message} · {snap.elapsed:.0f} s")
+    if not snap.finished:
+        if st.button("Cancel", key="training_cancel", icon=":material/stop:"):
+            job.cancel()
+            st.toast("Stopping after the current batch…")
+    st.plotly_chart(plots.training_curves(snap.epochs), key="training_curves")
+    if snap.finished and running:
+        st.rerun(scope="app")  # draw the results and stop polling
+
+
+progress_panel()
+snap = job.snapshot()
+if not snap.finished:
+    st.stop()
+
+if snap.state == "failed":
+    st.error(snap.error or "Training failed.", icon=":material/error:")
+    st.stop()
+result = snap.result
+if result is None:
+    st.warning("Training was cancelled before the model was built.", icon=":material/cancel:")
+    st.stop()
+
+if snap.extra.get("saved_to"):
+    st.success(f"Saved to `{snap.extra['saved_to']}` in {result.seconds:.0f} s. Compare it on the Evaluation page.", icon=":material/check_circle:")
+    ui.page_link("pages/4_Evaluation.py", "Open Evaluation", ":material/analytics:")
+elif result.stopped:
+    st.warning(f"Cancelled after {len(result.history)} epoch(s); the partial model was not saved.", icon=":material/cancel:")
+    if st.button("Save the partial model anyway", key="training_save_partial"):
+        with ui.guard("Saving the model"):
+            path = save_bundle(result, bundle_folder_for(name, overwrite=overwrite), overwrite=overwrite)
+            st.success(f"Saved to `{path}`.")
+
+if result.evaluation is not None:
+    st.subheader("Held-out evaluation")
+    left, right = st.columns(2)
+    left.dataframe(result.evaluation.summary_table(), key="training_summary")
+    left.caption(f"Split: {result.split.kind}; {len(result.split.test_speakers)} test speaker(s).")
+    right.plotly_chart(plots.confusion_matrix(result.evaluation.confusion_normalised(), normalised=True), key="training_confusion")

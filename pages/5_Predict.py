@@ -1,0 +1,87 @@
+"""Predict: upload or record clips and see which emotion the model hears."""
+
+import streamlit as st
+
+from ser_lib import dataset_view as dv
+from ser_lib import plots
+from ser_lib import st_cache as ui
+from ser_lib.audio import to_wav_bytes
+from ser_lib.config import MAX_CLIP_SECONDS
+from ser_lib.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, probabilities_frame, results_table
+
+ui.page_setup("Predict", ":material/mic:")
+ui.data_folder_sidebar()
+model = ui.model_sidebar()
+
+st.title("Predict")
+if model is None:
+    ui.explain_missing_model()
+    st.stop()
+
+bundle = None
+with ui.guard(f"Loading {model.name}"):
+    bundle = ui.load_bundle(model.path)
+if bundle is None:
+    st.stop()
+st.caption(f"Answering: **{bundle.describe()}** · emotions: {', '.join(bundle.labels)}")
+
+left, right = st.columns(2, gap="large")
+uploads = left.file_uploader(
+    f"Upload clips ({', '.join(UPLOAD_TYPES)}; up to {MAX_CLIP_SECONDS:.0f} s and {MAX_UPLOAD_MB} MB each)",
+    type=list(UPLOAD_TYPES),
+    accept_multiple_files=True,
+    key="predict_uploads",
+    max_upload_size=MAX_UPLOAD_MB,
+)
+recording = right.audio_input("Or record from the microphone", key="predict_recording")
+
+clips = [(f.name, f.getvalue()) for f in uploads or []]
+if recording is not None:
+    clips.append(("microphone recording.wav", recording.getvalue()))
+if not clips:
+    st.info("Upload a clip or record one to hear what the model makes of it.", icon=":material/info:")
+    st.stop()
+
+results = []
+with ui.guard("Predicting"):
+    results = [ui.predict_clip(model.path, data, name) for name, data in clips]
+
+for r in results:
+    if r.too_long:
+        st.warning(r.error, icon=":material/schedule:")
+        ui.page_link(ui.CALL_TIMELINE_PAGE, "Open the Call timeline page", ":material/timeline:")
+    elif r.error:
+        st.error(r.error, icon=":material/error:")
+
+good = [r for r in results if r.ok]
+if len(results) > 1:
+    table = results_table(results, bundle.labels)
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="predict_table",
+        column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")},
+    )
+    st.download_button("Download as CSV", table.to_csv(index=False), file_name="predictions.csv", mime="text/csv", key="predict_csv", icon=":material/download:")
+
+if not good:
+    st.stop()
+if len(good) > 1:
+    pick = st.selectbox("Details for", [r.name for r in good], key="predict_detail")
+    clip = next(r for r in good if r.name == pick)
+else:
+    clip = good[0]
+
+with ui.guard("Drawing the result"):
+    p = clip.prediction
+    st.subheader(f"{clip.name}: {p.emotion}")
+    a, b, c = st.columns(3)
+    a.metric("Emotion", p.emotion)
+    b.metric("Confidence", f"{p.confidence:.0%}")
+    c.metric("Length", f"{clip.seconds:.1f} s")
+    left, right = st.columns(2, gap="large")
+    left.plotly_chart(plots.probabilities(probabilities_frame(p)), key="predict_probs")
+    with right:
+        st.plotly_chart(plots.waveform(dv.waveform_frame(clip.y, sr=clip.sr)), key="predict_wave")
+        st.audio(to_wav_bytes(clip.y, sr=clip.sr), format="audio/wav")
+    st.caption(f"Model: {bundle.describe()}")

@@ -1,0 +1,326 @@
+"""The pages' non-UI helpers: ser_lib.dataset_view, ser_lib.model_view and ser_lib.jobs."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from ser_lib import dataset_view as dv
+from ser_lib import model_view as mv
+from ser_lib.bundle import Prediction
+from ser_lib.config import EMOTIONS
+from ser_lib.errors import BundleError, ParameterError, SERError
+from ser_lib.jobs import BackgroundJob
+
+
+@pytest.fixture
+def manifest() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "path": ["/d/ravdess/Actor_01/a.wav", "/d/ravdess/Actor_02/b.wav", "/d/tess/OAF_sad/OAF_back_sad.wav", "/elsewhere/c.wav"],
+            "corpus": ["RAVDESS", "RAVDESS", "TESS", "SAVEE"],
+            "speaker": ["RAVDESS_01", "RAVDESS_02", "TESS_OAF", "SAVEE_DC"],
+            "gender": ["male", "female", "female", "male"],
+            "emotion": ["angry", "sad", "sad", "happy"],
+            "intensity": ["normal"] * 4,
+            "text_id": ["s1", "s2", "back", "h01"],
+            "duration": [1.0, 2.0, np.nan, 4.0],
+        }
+    )
+
+
+# --- dataset_view ----------------------------------------------------------------------------------
+
+
+def test_filter_manifest(manifest):
+    assert len(dv.filter_manifest(manifest)) == 4
+    assert list(dv.filter_manifest(manifest, corpora=["RAVDESS"], emotions=["sad"])["speaker"]) == ["RAVDESS_02"]
+    assert list(dv.filter_manifest(manifest, genders=["female"], text="oaf_")["corpus"]) == ["TESS"]
+    assert len(dv.filter_manifest(manifest, min_duration=1.5, max_duration=3.0)) == 1
+
+
+def test_file_table_paths_relative_to_the_folder(manifest):
+    table = dv.file_table(manifest, "/d")
+    assert list(table["file"]) == ["ravdess/Actor_01/a.wav", "ravdess/Actor_02/b.wav", "tess/OAF_sad/OAF_back_sad.wav", "c.wav"]
+    assert list(table.columns) == [*dv.FILE_TABLE_COLUMNS, "path"]
+
+
+def test_counts_long_shares(manifest):
+    from ser_lib.corpora import emotion_counts
+
+    long = dv.counts_long(emotion_counts(manifest))
+    assert set(long["corpus"]) == {"RAVDESS", "TESS", "SAVEE", "all corpora"}
+    assert np.allclose(long.groupby("corpus")["share"].sum(), 1.0)
+    assert long.query("corpus == 'all corpora' and emotion == 'sad'")["files"].item() == 2
+
+
+def test_duration_summaries_ignore_unknown_durations(manifest):
+    stats = dv.duration_stats(manifest)
+    assert stats.loc["all corpora", "files"] == 3
+    assert stats.loc["all corpora", "hours"] == pytest.approx(7.0 / 3600)
+    hist = dv.duration_histogram(manifest, bins=4)
+    assert hist["files"].sum() == 3
+    people = dv.speaker_summary(manifest)
+    assert people.set_index("speaker").loc["SAVEE_DC", "minutes"] == pytest.approx(4.0 / 60)
+
+
+def test_waveform_frame_envelope():
+    y = np.sin(np.linspace(0, 100, 48_000)).astype(np.float32)
+    frame = dv.waveform_frame(y, sr=16_000, points=300)
+    assert 290 <= len(frame) <= 300
+    assert frame["time"].iloc[-1] < 3.0
+    assert (frame["max"] >= frame["min"]).all() and frame["max"].max() == pytest.approx(y.max())
+    with pytest.raises(ParameterError, match="points=1"):
+        dv.waveform_frame(y, sr=16_000, points=1)
+
+
+def test_spectrogram_frame_shape_and_scale():
+    y = np.random.default_rng(0).standard_normal(16_000 * 20).astype(np.float32) * 0.1
+    frame = dv.spectrogram_frame(y, sr=16_000, n_bins=100, max_frames=400)
+    assert frame.shape[0] == 100 and frame.shape[1] <= 401
+    assert frame.index[0] == pytest.approx(50.0) and frame.index[-1] == pytest.approx(8000.0)
+    assert frame.to_numpy().max() <= 0.0 and frame.to_numpy().min() >= -80.0
+
+
+def test_feature_frame_checks_its_input():
+    frame = dv.feature_frame(np.zeros((162, 1)), kind="seed162")
+    assert frame.groupby("group").size().to_dict() == {"chroma": 12, "mel": 128, "mfcc": 20, "rms": 1, "zcr": 1}
+    with pytest.raises(ParameterError, match="162 features, got shape=\\(40,\\)"):
+        dv.feature_frame(np.zeros(40), kind="seed162")
+    with pytest.raises(ParameterError, match="\\[time, dim\\] matrix"):
+        dv.feature_frame(np.zeros(40), kind="logmel")
+
+
+def test_augmentation_preview_is_reproducible(synth):
+    y = synth.voice(1.0, sr=16_000, f0=150.0)
+    a = dv.augmentation_preview(y, sr=16_000, name="noise", strength=0.5, seed=3)
+    b = dv.augmentation_preview(y, sr=16_000, name="noise", strength=0.5, seed=3)
+    assert np.array_equal(a.after, b.after) and np.array_equal(a.before, y)
+    assert np.std(a.after - y) > 0.01
+    slow = dv.augmentation_preview(y, sr=16_000, name="stretch", strength=1.0)
+    assert len(slow.after) > 1.5 * len(y)
+    assert np.abs(dv.augmentation_preview(y * 3, sr=16_000, name="shift", strength=0.2).after).max() <= 1.0
+    with pytest.raises(ParameterError, match="Unknown augmentation 'reverb'"):
+        dv.augmentation_preview(y, sr=16_000, name="reverb", strength=0.5)
+
+
+# --- model_view ------------------------------------------------------------------------------------
+
+
+def _card(name: str, ua: float | None = 0.5) -> dict:
+    metrics = {"protocol": "speaker", "overall": {"WA": 0.6, "UA": ua, "macro_f1": 0.45, "n": 100}} if ua is not None else {}
+    return {
+        "card_version": 1,
+        "name": name,
+        "model_type": "seed_cnn1d",
+        "labels": list(EMOTIONS),
+        "sample_rate": 22050,
+        "frontend": {"kind": "seed162", "sample_rate": 22050, "offset": 0.6, "duration": 2.5},
+        "files": {},
+        "created": "2026-01-01T00:00:00+00:00",
+        "training": {"corpora": ["RAVDESS", "TESS"], "split": "speaker"},
+        "metrics": metrics,
+    }
+
+
+@pytest.fixture
+def model_folder(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "models"
+    for name in ("zeta", "default", "alpha"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "card.json").write_text(json.dumps(_card(name)))
+    monkeypatch.setenv("SER_MODELS_DIR", str(folder))
+    monkeypatch.setenv("SER_MODEL", str(folder / "default"))
+    return folder
+
+
+def test_find_bundles_lists_the_active_one_first(model_folder, tmp_path, monkeypatch):
+    assert [b.name for b in mv.find_bundles()] == ["default", "alpha", "zeta"]
+    outside = tmp_path / "shipped"
+    outside.mkdir()
+    (outside / "card.json").write_text(json.dumps(_card("shipped")))
+    monkeypatch.setenv("SER_MODEL", str(outside))
+    names = [b.name for b in mv.find_bundles()]
+    assert names[0] == "shipped" and len(names) == 4
+
+
+def test_summarise_bundle_reads_the_card_only(model_folder):
+    info = mv.find_bundles()[0]
+    s = mv.summarise_bundle(info)
+    assert s.metrics == {"WA": 0.6, "UA": 0.5, "macro_f1": 0.45, "n": 100}
+    assert s.description == "default (notebook 1D CNN on 162 features, speaker-independent UA 0.50)"
+    assert s.corpora == ["RAVDESS", "TESS"] and not s.has_evaluation
+
+
+def test_saved_evaluation(tmp_path):
+    assert mv.load_saved_evaluation(tmp_path) is None
+    (tmp_path / "evaluation.json").write_text("{not json")
+    with pytest.raises(BundleError, match="is not a readable evaluation"):
+        mv.load_saved_evaluation(tmp_path)
+
+
+def test_bundle_folder_for_protects_existing_bundles(model_folder):
+    assert mv.bundle_folder_for("new-model") == model_folder / "new-model"
+    with pytest.raises(ParameterError, match="shipped default model"):
+        mv.bundle_folder_for("default")
+    assert mv.bundle_folder_for("default", overwrite=True) == model_folder / "default"
+    for bad in ("", "../escape", "a b", "-x"):
+        with pytest.raises(ParameterError, match="is not usable"):
+            mv.bundle_folder_for(bad)
+
+
+@pytest.fixture
+def predictions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "path": ["/x/a.wav", "/x/b.wav", "/x/c.wav", "/x/d.wav"],
+            "corpus": ["TESS", "TESS", "SAVEE", "SAVEE"],
+            "emotion": ["sad", "sad", "angry", "happy"],
+            "predicted": ["sad", "happy", "angry", "angry"],
+            "confidence": [0.9, 0.4, 0.8, 0.3],
+            "correct": [True, False, True, False],
+        }
+    )
+
+
+def test_filter_predictions(predictions):
+    assert list(mv.filter_predictions(predictions, misclassified_only=True)["path"]) == ["/x/b.wav", "/x/d.wav"]
+    assert list(mv.filter_predictions(predictions, corpora=["SAVEE"], predicted=["angry"], max_confidence=0.5)["path"]) == ["/x/d.wav"]
+    assert len(mv.filter_predictions(predictions, true=["sad"])) == 2
+
+
+def test_resolve_clip_finds_the_file_in_the_current_folder(tmp_path):
+    here = tmp_path / "TESS" / "OAF_back_sad.opus"
+    here.parent.mkdir()
+    here.write_bytes(b"x")
+    local = pd.DataFrame({"path": [str(here)]})
+    assert mv.resolve_clip(str(here)) == str(here)
+    assert mv.resolve_clip("/far/away/OAF_back_sad.wav", local) == str(here)
+    assert mv.resolve_clip("/far/away/OAF_bite_sad.wav", local) is None
+
+
+def test_load_benchmarks(tmp_path):
+    assert mv.load_benchmarks(tmp_path / "absent.json") is None
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([{"model": "seed", "corpus": "TESS", "UA": 0.5}]))
+    table = mv.load_benchmarks(path)
+    assert list(table.columns) == list(mv.BENCHMARK_COLUMNS) and table.loc[0, "UA"] == 0.5
+    path.write_text(json.dumps([{"model": "seed"}]))
+    with pytest.raises(ParameterError, match="rows lack \\['corpus', 'UA'\\]"):
+        mv.load_benchmarks(path)
+
+
+def test_class_report_adds_averages():
+    from ser_lib.evaluation import evaluate_predictions
+
+    df = pd.DataFrame({"emotion": ["sad", "sad", "happy", "happy"], "predicted": ["sad", "happy", "happy", "happy"]})
+    report = mv.class_report(evaluate_predictions(df, ["sad", "happy"]))
+    assert report.loc["macro avg", "recall"] == pytest.approx(0.75)
+    assert report.loc["weighted avg", "support"] == 4
+
+
+class FakeBundle:
+    """Stands in for a ModelBundle: judges every clip 'calm' (no TensorFlow needed)."""
+
+    labels = list(EMOTIONS)
+
+    def predict(self, y, *, sr):
+        probs = {e: (0.65 if e == "calm" else 0.05) for e in EMOTIONS}
+        return Prediction("calm", 0.65, probs)
+
+
+def _wav(y, sr=16_000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="WAV")
+    return buf.getvalue()
+
+
+def test_predict_upload_turns_bad_clips_into_messages(synth):
+    good = mv.predict_upload(FakeBundle(), _wav(synth.voice(2.0, sr=16_000, f0=140.0)), name="ok.wav")
+    assert good.ok and good.prediction.emotion == "calm" and good.seconds == pytest.approx(2.0)
+    cases = {
+        "empty.wav": (b"", "empty"),
+        "text.wav": (b"hello" * 50, "Could not read text.wav"),
+        "silent.wav": (_wav(np.zeros(16_000, np.float32)), "silent.wav is silent"),
+        "big.wav": (bytes(2 * 1024 * 1024), "over the 1 MB limit"),
+    }
+    for name, (data, message) in cases.items():
+        r = mv.predict_upload(FakeBundle(), data, name=name, max_mb=1)
+        assert not r.ok and message in r.error and not r.too_long
+    long = mv.predict_upload(FakeBundle(), _wav(np.full(16_000 * 3, 0.1, np.float32)), name="call.wav", max_seconds=2)
+    assert long.too_long and "Call timeline" in long.error
+
+
+def test_results_table(synth):
+    ok = mv.predict_upload(FakeBundle(), _wav(synth.voice(1.0, sr=16_000, f0=140.0)), name="a.wav")
+    bad = mv.predict_upload(FakeBundle(), b"", name="b.wav")
+    table = mv.results_table([ok, bad])
+    assert list(table["file"]) == ["a.wav", "b.wav"]
+    assert table.loc[0, "p_calm"] == 0.65 and table.loc[0, "error"] == ""
+    assert pd.isna(table.loc[1, "confidence"]) and "empty" in table.loc[1, "error"]
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def test_job_reports_progress_and_result():
+    def target(report, should_stop):
+        for e in range(1, 4):
+            report({"stage": "epoch", "epoch": e, "epochs": 3, "loss": 1.0 / e, "accuracy": 0.2 * e})
+        return "model"
+
+    job = BackgroundJob(target).start()
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.state == "done" and snap.result == "model" and snap.fraction == 1.0
+    assert list(snap.epochs["epoch"]) == [1, 2, 3] and "stage" not in snap.epochs
+    with pytest.raises(ParameterError, match="already started"):
+        job.start()
+
+
+def test_job_cancel_is_seen_by_the_target():
+    def target(report, should_stop):
+        while not should_stop():
+            report({"stage": "epoch", "epoch": 1, "epochs": 10})
+            time.sleep(0.01)
+        return "partial"
+
+    job = BackgroundJob(target).start()
+    time.sleep(0.05)
+    assert not job.snapshot().finished and 0.4 < job.snapshot().fraction < 0.5
+    job.cancel()
+    assert job.join(10)
+    assert job.snapshot().state == "cancelled" and job.snapshot().result == "partial"
+
+
+def test_job_cancel_during_featurising_stops_it():
+    def target(report, should_stop):
+        for i in range(10_000):
+            report({"stage": "features", "done": i, "total": 10_000})
+            time.sleep(0.001)
+
+    job = BackgroundJob(target).start()
+    job.cancel()
+    assert job.join(10) and job.snapshot().state == "cancelled"
+
+
+def test_job_failures_become_messages(caplog):
+    def user_error(report, should_stop):
+        raise SERError("No files to train on")
+
+    def bug(report, should_stop):
+        raise KeyError("oops")
+
+    a = BackgroundJob(user_error).start()
+    b = BackgroundJob(bug).start()
+    a.join(10), b.join(10)
+    assert a.snapshot().state == "failed" and a.snapshot().error == "No files to train on"
+    assert b.snapshot().state == "failed" and "Unexpected error (KeyError" in b.snapshot().error
+    assert "Traceback" in caplog.text

@@ -1,0 +1,448 @@
+"""Every page with ``streamlit.testing.v1.AppTest``: with corpora and a model, without either,
+and the key interactions (filters, choosing a file, a one-epoch training run, picking bundles,
+predicting uploads, bad uploads).
+
+Pages are opened the way a user reaches them: ``Home.py`` is the entry point and the test
+switches to the page, so links between pages resolve as they do under ``streamlit run``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from ser_lib.config import EMOTIONS
+from ser_lib.corpora import find_corpora
+from ser_lib.evaluation import evaluate_predictions
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = (
+    "Home.py",
+    "pages/1_Datasets.py",
+    "pages/2_Augmentation.py",
+    "pages/3_Training.py",
+    "pages/4_Evaluation.py",
+    "pages/5_Predict.py",
+)
+TIMEOUT = 120
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    """A fake tree of the four corpora: 2 speakers each, 2 files per emotion (112 clips)."""
+    from conftest import build_fake_corpus
+
+    return build_fake_corpus(tmp_path_factory.mktemp("corpora") / "data", speakers=2, per_emotion=2)
+
+
+@pytest.fixture(scope="module")
+def manifest(corpus_dir) -> pd.DataFrame:
+    return find_corpora(corpus_dir).manifest
+
+
+def _fake_evaluation(manifest: pd.DataFrame, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(len(EMOTIONS)), size=len(manifest))
+    preds = manifest[["path", "corpus", "speaker", "emotion"]].copy()
+    preds["predicted"] = [EMOTIONS[i] for i in p.argmax(axis=1)]
+    preds["confidence"] = p.max(axis=1)
+    for i, e in enumerate(EMOTIONS):
+        preds[f"p_{e}"] = p[:, i]
+    return evaluate_predictions(preds, list(EMOTIONS)).to_json()
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, manifest) -> Path:
+    """``tiny`` and ``other``: untrained notebook CNNs with saved evaluations on the fake tree."""
+    from ser_lib.bundle import ModelBundle
+    from ser_lib.features import SeedFrontEnd
+    from ser_lib.models import seed_cnn1d
+
+    folder = tmp_path_factory.mktemp("models")
+    for seed, name in enumerate(("tiny", "other")):
+        ev = _fake_evaluation(manifest, seed)
+        metrics = {"protocol": "speaker", "overall": ev["overall"], "per_corpus": ev["per_corpus"]}
+        bundle = ModelBundle.create(
+            seed_cnn1d(num_classes=len(EMOTIONS)), name=name, model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd(), metrics=metrics
+        )
+        bundle.save(folder / name, evaluation=ev)
+    return folder
+
+
+@pytest.fixture
+def with_data(monkeypatch, corpus_dir, models_dir):
+    monkeypatch.setenv("SER_DATA_DIR", str(corpus_dir))
+    monkeypatch.setenv("SER_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("SER_MODEL", str(models_dir / "tiny"))
+    return corpus_dir, models_dir
+
+
+@pytest.fixture
+def without_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "no-corpora-here"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path / "no-models-here"))
+    monkeypatch.setenv("SER_MODEL", str(tmp_path / "no-models-here" / "default"))
+    return tmp_path
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
+    if page != "Home.py":
+        at.switch_page(page)
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def frame(at: AppTest, has: str) -> pd.DataFrame:
+    """The first table showing ``has`` as a column or row label (AppTest keeps keys only for selectable tables)."""
+    for df in at.dataframe:
+        value = df.value
+        if has in value.columns.get_level_values(0) or has in value.index:
+            return value
+    raise AssertionError(f"No table with a {has!r} column or row among {len(at.dataframe)}")
+
+
+def no_trouble(at: AppTest) -> None:
+    assert not at.exception, texts(at.exception)
+    assert not at.error, texts(at.error)
+
+
+def wav_bytes(y: np.ndarray, sr: int = 16_000, fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def clip(synth) -> bytes:
+    return wav_bytes(synth.voice(5.0, sr=16_000, f0=160.0))
+
+
+# --- every page loads ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_with_corpora_and_model(with_data, page):
+    at = open_page(page)
+    no_trouble(at)
+    assert at.title, f"{page} has no title"
+    # the data-folder setting is in the sidebar of every page, pointing at the fixture tree
+    assert at.sidebar.text_input[0].value == str(with_data[0])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_explains_without_corpora_or_model(without_data, page):
+    at = open_page(page)
+    assert not at.exception, texts(at.exception)
+    explained = texts(at.info)
+    if page in ("pages/4_Evaluation.py", "pages/5_Predict.py"):
+        assert "No trained model" in explained and "python -m ser_lib train" in explained
+    else:
+        assert "no-corpora-here" in explained, explained
+        sources = [df.value for df in at.dataframe if "official source" in df.value]
+        if page != "pages/2_Augmentation.py":  # there the sources sit in a collapsed expander
+            assert sources and set(sources[0]["corpus"]) == {"RAVDESS", "TESS", "SAVEE", "CREMA-D"}
+
+
+# --- Home -----------------------------------------------------------------------------------------
+
+
+def test_home_shows_counts_and_model(with_data, manifest):
+    at = open_page("Home.py")
+    counts = at.dataframe[0].value
+    assert counts.loc["all", "total"] == len(manifest)
+    metrics = {m.label: m.value for m in at.metric}
+    assert set(metrics) == {"WA", "UA", "macro-F1"}
+    assert "tiny" in texts(at.markdown)
+
+
+def test_data_folder_is_remembered_across_pages(with_data, tmp_path):
+    from conftest import build_fake_corpus
+
+    other = build_fake_corpus(tmp_path / "other", corpora=("SAVEE",), extras=False)
+    at = open_page("Home.py")
+    at.sidebar.text_input[0].set_value(str(other)).run()
+    assert at.session_state["shared_data_dir"] == str(other)
+    at.switch_page("pages/1_Datasets.py").run()
+    no_trouble(at)
+    assert at.sidebar.text_input[0].value == str(other)
+    assert {m.label: m.value for m in at.metric}["Files"] == "7"
+
+
+# --- Datasets -------------------------------------------------------------------------------------
+
+
+def test_datasets_overview(with_data, manifest):
+    at = open_page("pages/1_Datasets.py")
+    no_trouble(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Files"] == f"{len(manifest):,}"
+    assert metrics["Speakers"] == str(manifest["speaker"].nunique())
+    at.radio(key="datasets_norm").set_value("normalised").run()
+    no_trouble(at)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_datasets_filter_and_choose_a_file(with_data, manifest):
+    at = open_page("pages/1_Datasets.py")
+    at.segmented_control(key="datasets_view").set_value("Files").run()
+    assert f"{len(manifest)} of {len(manifest)} files" in texts(at.caption)
+    at.multiselect(key="datasets_f_corpus").set_value(["SAVEE"])
+    at.multiselect(key="datasets_f_emotion").set_value(["angry"]).run()
+    expected = manifest[(manifest["corpus"] == "SAVEE") & (manifest["emotion"] == "angry")]
+    assert f"{len(expected)} of {len(manifest)} files" in texts(at.caption)
+    options = at.selectbox(key="datasets_files_select").options
+    assert len(options) == len(expected) and all("_a0" in o for o in options)
+    at.selectbox(key="datasets_files_select").set_value(options[-1]).run()
+    no_trouble(at)
+    assert at.subheader[0].value == options[-1]
+    assert len(at.get("audio")) == 1
+    assert len(at.get("plotly_chart")) == 3  # waveform, spectrogram, features
+    at.segmented_control(key="datasets_features").set_value("model").run()
+    no_trouble(at)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_datasets_reads_raw_downloads(monkeypatch, raw_sample, tmp_path):
+    monkeypatch.setenv("SER_DATA_DIR", str(raw_sample))
+    monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("SER_MODEL", str(tmp_path / "none"))
+    at = open_page("pages/1_Datasets.py")
+    at.segmented_control(key="datasets_view").set_value("Files").run()
+    at.text_input(key="datasets_f_text").set_value("YAF_germ_angry").run()  # a TESS '.wav' that is AIFF inside
+    no_trouble(at)
+    assert at.subheader[0].value.endswith("YAF_germ_angry.wav")
+    assert len(at.get("audio")) == 1
+
+
+# --- Augmentation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["noise", "shift", "stretch", "pitch", "telephone"])
+def test_augmentation_preview(with_data, name):
+    at = open_page("pages/2_Augmentation.py")
+    at.selectbox(key="augment_name").set_value(name)
+    at.slider(key="augment_strength").set_value(0.8).run()
+    no_trouble(at)
+    assert len(at.get("audio")) == 2  # before and after
+    assert len(at.get("plotly_chart")) == 4
+    assert "strength 0.80" in texts(at.markdown)
+
+
+def test_augmentation_rejects_a_bad_upload(with_data):
+    at = open_page("pages/2_Augmentation.py")
+    at.segmented_control(key="augment_source").set_value("upload").run()
+    at.file_uploader(key="augment_upload").upload("notes.wav", b"not audio at all", "audio/wav").run()
+    assert not at.exception
+    assert "Could not read notes.wav" in texts(at.error)
+
+
+# --- Training -------------------------------------------------------------------------------------
+
+
+def _wait(at: AppTest, key: str, seconds: float = 240) -> None:
+    job = at.session_state[key]
+    start = time.monotonic()
+    while not job.snapshot().finished:
+        assert time.monotonic() - start < seconds, f"{key} did not finish in {seconds} s"
+        time.sleep(0.5)
+        at.run()  # what the page's polling fragment does in the browser
+
+
+def test_training_one_epoch_saves_a_bundle(with_data):
+    from ser_lib.bundle import ModelBundle
+
+    models = with_data[1]
+    at = open_page("pages/3_Training.py")
+    at.selectbox(key="training_model").set_value("seed_cnn1d")
+    at.number_input(key="training_epochs").set_value(1)
+    at.toggle(key="training_augment").set_value(False)
+    at.text_input(key="training_name").set_value("one-epoch")
+    at.form_submit_button[0].click().run()
+    no_trouble(at)
+    _wait(at, "training_job")
+    at.run()
+    no_trouble(at)
+    assert "one-epoch" in texts(at.success)
+    bundle = ModelBundle.load(models / "one-epoch")
+    assert bundle.card["training"]["epochs_run"] == 1
+    assert bundle.card["training"]["split"] == "speaker"
+    assert (models / "one-epoch" / "evaluation.json").is_file()
+    assert frame(at, "macro_f1").loc["overall", "n"] > 0  # the held-out summary is shown
+
+
+def test_training_refuses_to_overwrite_without_asking(with_data):
+    at = open_page("pages/3_Training.py")
+    at.text_input(key="training_name").set_value("tiny")  # exists
+    at.form_submit_button[0].click().run()
+    assert "already holds" in texts(at.error) and "overwrite" in texts(at.error)
+    assert "training_job" not in at.session_state
+
+
+def test_training_cancel(with_data):
+    at = open_page("pages/3_Training.py")
+    at.selectbox(key="training_model").set_value("seed_cnn1d")
+    at.number_input(key="training_epochs").set_value(200)
+    at.toggle(key="training_augment").set_value(False)
+    at.text_input(key="training_name").set_value("cancelled")
+    at.form_submit_button[0].click().run()
+    at.session_state["training_job"].cancel()
+    _wait(at, "training_job")
+    at.run()
+    no_trouble(at)
+    assert "cancel" in texts(at.warning).lower()
+    assert not (with_data[1] / "cancelled").exists()
+
+
+# --- Evaluation -----------------------------------------------------------------------------------
+
+
+def test_evaluation_one_bundle_and_filters(with_data, models_dir):
+    saved = json.loads((models_dir / "tiny" / "evaluation.json").read_text())
+    at = open_page("pages/4_Evaluation.py")
+    no_trouble(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["UA"] == f"{saved['overall']['UA']:.3f}"
+    report = frame(at, "macro avg")
+    assert {"macro avg", "weighted avg"} <= set(report.index)
+    n = len(saved["predictions"])
+    wrong = sum(p["emotion"] != p["predicted"] for p in saved["predictions"])
+    at.toggle(key="evaluation_f_wrong").set_value(True).run()
+    assert f"{wrong} of {n} files" in texts(at.caption)
+    at.multiselect(key="evaluation_f_corpus").set_value(["TESS"]).run()
+    tess_wrong = sum(p["emotion"] != p["predicted"] and p["corpus"] == "TESS" for p in saved["predictions"])
+    assert f"{tess_wrong} of {n} files" in texts(at.caption)
+    at.slider(key="evaluation_f_conf").set_value(0.3).run()
+    no_trouble(at)
+    low = sum(p["emotion"] != p["predicted"] and p["corpus"] == "TESS" and p["confidence"] <= 0.3 for p in saved["predictions"])
+    assert f"{low} of {n} files" in texts(at.caption)
+
+
+def test_evaluation_plays_the_chosen_clip(with_data):
+    at = open_page("pages/4_Evaluation.py")
+    options = at.selectbox(key="evaluation_files_select").options
+    at.selectbox(key="evaluation_files_select").set_value(options[3]).run()
+    no_trouble(at)
+    assert len(at.get("audio")) == 1
+    assert Path(options[3]).name in texts(at.markdown)
+
+
+def test_evaluation_compares_two_bundles(with_data, models_dir):
+    at = open_page("pages/4_Evaluation.py")
+    at.multiselect(key="evaluation_bundles").set_value([str(models_dir / "tiny"), str(models_dir / "other")]).run()
+    no_trouble(at)
+    table = frame(at, "Δ")
+    assert {"tiny", "other", "Δ"} <= set(table.columns.get_level_values(0))
+    assert len([m for m in at.metric if m.label == "UA"]) == 2
+
+
+def test_evaluation_works_from_saved_results_without_corpora(monkeypatch, tmp_path, models_dir):
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("SER_MODEL", str(models_dir / "tiny"))
+    at = open_page("pages/4_Evaluation.py")
+    assert not at.exception
+    assert {m.label for m in at.metric} >= {"WA", "UA", "macro-F1"}
+    assert frame(at, "macro_f1").loc["overall", "n"] > 0
+
+
+def test_evaluation_runs_on_the_data_folder(with_data, models_dir):
+    at = open_page("pages/4_Evaluation.py")
+    at.multiselect(key="evaluation_corpora").set_value(["SAVEE"])
+    at.button(key="evaluation_run_tiny").click().run()
+    job = at.session_state["evaluation_jobs"][str(models_dir / "tiny")]
+    job.join(240)
+    at.run()
+    no_trouble(at)
+    assert "evaluated now on the data folder" in texts(at.markdown)
+    assert {m.label: m.value for m in at.metric}["clips"] == "28"
+
+
+def test_evaluation_shows_benchmarks(with_data, monkeypatch, tmp_path):
+    rows = [
+        {"model": m, "protocol": "speaker", "condition": c, "corpus": k, "WA": 0.5, "UA": 0.4, "macro_f1": 0.3}
+        for m in ("seed_cnn1d", "encoder_head")
+        for c in ("clean", "telephone")
+        for k in ("RAVDESS", "overall")
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(rows))
+    monkeypatch.setattr("ser_lib.model_view.BENCHMARK_RESULTS", path)
+    at = open_page("pages/4_Evaluation.py")
+    no_trouble(at)
+    assert len(frame(at, "condition")) == len(rows)
+
+
+# --- Predict --------------------------------------------------------------------------------------
+
+
+def test_predict_one_upload(with_data, clip):
+    at = open_page("pages/5_Predict.py")
+    at.file_uploader(key="predict_uploads").upload("voice.wav", clip, "audio/wav").run()
+    no_trouble(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Emotion"] in EMOTIONS
+    assert metrics["Length"] == "5.0 s"
+    assert "tiny" in texts(at.caption)  # which model answered
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_predict_recording(with_data, clip):
+    at = open_page("pages/5_Predict.py")
+    at.audio_input(key="predict_recording").upload("rec.wav", clip).run()
+    no_trouble(at)
+    assert {m.label: m.value for m in at.metric}["Emotion"] in EMOTIONS
+
+
+def test_predict_several_files_give_a_table(with_data, clip, synth):
+    other = wav_bytes(synth.voice(2.0, sr=22_050, f0=220.0), sr=22_050, fmt="FLAC")
+    at = open_page("pages/5_Predict.py")
+    at.file_uploader(key="predict_uploads").set_value([("a.wav", clip, "audio/wav"), ("b.flac", other, "audio/flac")]).run()
+    no_trouble(at)
+    table = frame(at, "error")
+    assert list(table["file"]) == ["a.wav", "b.flac"]
+    assert table["emotion"].isin(EMOTIONS).all()
+    assert np.allclose(table[[f"p_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
+    assert at.get("download_button")
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("notes.wav", b"these are my notes, not audio\n" * 20, "Could not read notes.wav"),
+        ("empty.wav", b"", "empty"),
+        ("silent.wav", wav_bytes(np.zeros(32_000, np.float32)), "silent"),
+        ("blip.wav", wav_bytes(np.full(800, 0.3, np.float32)), "lasts 0.050 s"),
+        ("corrupt.wav", b"RIFF\xff\xff\xff\x7fWAVEfmt " + bytes(range(256)) * 4, "corrupt.wav"),
+        ("huge.wav", b"RIFF" + bytes(26 * 1024 * 1024), "MB limit"),
+    ],
+)
+def test_predict_bad_uploads_get_a_clear_error(with_data, clip, name, data, message):
+    at = open_page("pages/5_Predict.py")
+    at.file_uploader(key="predict_uploads").set_value([(name, data, "audio/wav"), ("good.wav", clip, "audio/wav")]).run()
+    assert not at.exception, texts(at.exception)
+    assert message in texts(at.error), texts(at.error)
+    # the good clip is still judged
+    assert frame(at, "error").set_index("file").loc["good.wav", "emotion"] in EMOTIONS
+
+
+def test_predict_points_long_clips_to_the_call_timeline(with_data):
+    long = wav_bytes(0.1 * np.sin(np.arange(8_000 * 61) / 8.0).astype(np.float32), sr=8_000)
+    at = open_page("pages/5_Predict.py")
+    at.file_uploader(key="predict_uploads").upload("call.wav", long, "audio/wav").run()
+    assert not at.exception and not at.error
+    assert "Call timeline" in texts(at.warning) and "61 s" in texts(at.warning)

@@ -1,0 +1,171 @@
+"""Plot builders: each takes a frame and returns a figure whose data says what the frame said."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from ser_lib import dataset_view as dv
+from ser_lib import plots
+from ser_lib.bundle import Prediction
+from ser_lib.config import EMOTIONS
+from ser_lib.corpora import emotion_counts
+from ser_lib.errors import ParameterError
+from ser_lib.model_view import probabilities_frame
+
+
+@pytest.fixture
+def manifest() -> pd.DataFrame:
+    rows = []
+    for corpus, speakers, emotions, gender in (
+        ("RAVDESS", ["RAVDESS_01", "RAVDESS_02"], EMOTIONS, None),
+        ("TESS", ["TESS_OAF"], ("angry", "sad", "surprise"), "female"),
+    ):
+        for s, spk in enumerate(speakers):
+            for k, emo in enumerate(emotions):
+                rows.append(
+                    {
+                        "path": f"/data/{corpus}/{spk}_{emo}.wav",
+                        "corpus": corpus,
+                        "speaker": spk,
+                        "gender": gender or ("male" if s == 0 else "female"),
+                        "emotion": emo,
+                        "duration": 1.0 + 0.25 * k,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_class_distribution_stacks_files_per_corpus(manifest):
+    counts = dv.counts_long(emotion_counts(manifest))
+    fig = plots.class_distribution(counts)
+    assert isinstance(fig, go.Figure) and fig.layout.barmode == "stack"
+    assert [t.name for t in fig.data] == list(EMOTIONS)  # canonical order, one colour each
+    assert fig.data[EMOTIONS.index("angry")].marker.color == plots.EMOTION_COLORS["angry"]
+    totals = np.sum([np.asarray(t.y, float) for t in fig.data], axis=0)
+    assert dict(zip(fig.data[0].x, totals)) == {"RAVDESS": 16, "TESS": 3, "all corpora": 19}
+
+
+def test_class_distribution_normalised_bars_sum_to_one(manifest):
+    fig = plots.class_distribution(dv.counts_long(emotion_counts(manifest)), normalise=True)
+    totals = np.sum([np.asarray(t.y, float) for t in fig.data], axis=0)
+    assert np.allclose(totals, 1.0)
+    assert tuple(fig.layout.yaxis.range) == (0, 1)
+
+
+def test_builders_name_missing_columns():
+    with pytest.raises(ParameterError, match=r"class_distribution needs columns .*lacks \['share'\]"):
+        plots.class_distribution(pd.DataFrame(columns=["corpus", "emotion", "files"]))
+    with pytest.raises(ParameterError, match="waveform needs"):
+        plots.waveform(pd.DataFrame({"t": [0.0]}))
+
+
+def test_empty_frames_give_a_labelled_empty_figure():
+    fig = plots.class_distribution(pd.DataFrame(columns=["corpus", "emotion", "files", "share"]))
+    assert not fig.data and fig.layout.annotations[0].text == "No files"
+
+
+def test_speakers_chart_one_trace_per_gender(manifest):
+    fig = plots.speakers_chart(dv.speakers_by_gender(manifest))
+    by_gender = {t.name: dict(zip(t.x, t.y)) for t in fig.data}
+    assert by_gender == {"female": {"RAVDESS": 1, "TESS": 1}, "male": {"RAVDESS": 1}}
+
+
+def test_duration_histogram_counts_every_clip(manifest):
+    fig = plots.duration_histogram(dv.duration_histogram(manifest, bins=10))
+    assert sum(np.sum(t.y) for t in fig.data) == len(manifest)
+    assert {t.name for t in fig.data} == {"RAVDESS", "TESS"}
+
+
+def test_waveform_keeps_peaks():
+    sr = 16_000
+    y = np.zeros(sr * 10, np.float32)
+    y[123_457] = 0.9  # one click in ten seconds
+    frame = dv.waveform_frame(y, sr=sr, points=500)
+    fig = plots.waveform(frame)
+    assert len(fig.data[0].x) <= 500
+    assert np.max(fig.data[0].y) == pytest.approx(0.9)
+    assert fig.data[1].fill == "tonexty"
+
+
+def test_spectrogram_is_log_frequency_and_finds_the_tone():
+    sr = 16_000
+    t = np.arange(sr) / sr
+    frame = dv.spectrogram_frame((0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), sr=sr)
+    fig = plots.spectrogram(frame)
+    assert fig.layout.yaxis.type == "log"
+    z = np.asarray(fig.data[0].z)
+    peak = np.asarray(fig.data[0].y)[np.argmax(z.mean(axis=1))]
+    assert 900 < peak < 1100
+
+
+def test_feature_values_seed_and_matrix():
+    frame = dv.feature_frame(np.arange(162, dtype=np.float32), kind="seed162")
+    fig = plots.feature_values(frame)
+    assert [len(t.x) for t in fig.data] == [14, 20, 128]
+    assert fig.data[2].x[0] == "mel_1"
+    heat = plots.feature_values(dv.feature_frame(np.ones((50, 64), np.float32), kind="logmel"))
+    assert np.asarray(heat.data[0].z).shape == (64, 50)
+
+
+def test_probabilities_most_likely_on_top():
+    p = Prediction("sad", 0.6, {"happy": 0.1, "sad": 0.6, "angry": 0.3})
+    fig = plots.probabilities(probabilities_frame(p))
+    bar = fig.data[0]
+    assert list(bar.y) == ["happy", "angry", "sad"]  # plotly draws the last bar at the top
+    assert list(bar.text) == ["10%", "30%", "60%"]
+    assert bar.marker.color[-1] == plots.EMOTION_COLORS["sad"]
+
+
+@pytest.fixture
+def confusion() -> pd.DataFrame:
+    labels = ["angry", "happy", "sad"]
+    return pd.DataFrame([[8, 2, 0], [1, 5, 4], [0, 0, 10]], index=labels, columns=labels)
+
+
+def test_confusion_matrix_counts_and_normalised(confusion):
+    fig = plots.confusion_matrix(confusion)
+    heat = fig.data[0]
+    assert heat.text[1] == ["1", "5", "4"] and list(heat.x) == ["angry", "happy", "sad"]
+    assert fig.layout.yaxis.autorange == "reversed"
+    norm = confusion.div(confusion.sum(axis=1), axis=0)
+    fig = plots.confusion_matrix(norm, normalised=True)
+    assert fig.data[0].text[1] == ["0.10", "0.50", "0.40"] and fig.data[0].zmax == 1
+
+
+def test_confusion_matrix_static_for_reports(confusion):
+    from matplotlib.figure import Figure
+
+    fig = plots.confusion_matrix_static(confusion)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(v) for v in confusion.to_numpy().ravel())
+    assert plots.figure_png(fig, dpi=50).startswith(b"\x89PNG")
+
+
+def test_training_curves():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.7, 1.6], "accuracy": [0.2, 0.4, 0.5], "val_accuracy": [0.2, 0.3, 0.35]})
+    fig = plots.training_curves(history)
+    assert [(t.name, t.xaxis) for t in fig.data] == [("training", "x"), ("validation", "x"), ("training", "x2"), ("validation", "x2")]
+    assert list(fig.data[3].y) == [0.2, 0.3, 0.35]
+    assert plots.training_curves(pd.DataFrame()).layout.annotations[-1].text == "Waiting for the first epoch"
+
+
+def test_metrics_by_corpus_and_model_comparison():
+    summary = pd.DataFrame({"WA": [0.5, 0.6], "UA": [0.4, 0.55], "macro_f1": [0.35, 0.5], "n": [10, 20]}, index=["TESS", "overall"])
+    fig = plots.metrics_by_corpus(summary)
+    assert [t.name for t in fig.data] == [plots.METRIC_LABELS[m] for m in ("WA", "UA", "macro_f1")]
+    rows = pd.DataFrame(
+        [
+            {"model": m, "protocol": "speaker", "condition": c, "corpus": k, "WA": 0.5, "UA": u, "macro_f1": 0.4}
+            for m, u in (("seed", 0.3), ("encoder", 0.6))
+            for c in ("clean", "telephone")
+            for k in ("RAVDESS", "overall")
+        ]
+    )
+    fig = plots.model_comparison(rows)
+    assert [a.text for a in fig.layout.annotations] == ["RAVDESS", "overall"]
+    assert [t.showlegend for t in fig.data] == [True, True, False, False]  # one legend entry per condition
+    assert list(fig.data[0].y) == [0.3, 0.6]

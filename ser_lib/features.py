@@ -101,12 +101,16 @@ class SeedFrontEnd:
 
 @dataclass(frozen=True)
 class LogMelFrontEnd:
-    """Log-mel spectrogram: 64 mels, 25 ms windows, 10 ms hop, at 16 kHz, fixed length."""
+    """Log-mel spectrogram: 64 mels, 32 ms windows, 20 ms hop, at 16 kHz, fixed length.
+
+    A 20 ms hop (rather than 10 ms) halves the CNN's cost on a 2-core machine; emotion cues
+    (pitch contour, energy, spectral tilt) change more slowly than that.
+    """
 
     kind: str = "logmel"
     sample_rate: int = 16_000
-    n_fft: int = 400
-    hop_length: int = 160
+    n_fft: int = 512
+    hop_length: int = 320
     n_mels: int = 64
     seconds: float = 3.0
 

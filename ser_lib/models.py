@@ -116,12 +116,12 @@ def seed_cnn1d(input_shape: tuple[int, ...] = (162, 1), num_classes: int = 8) ->
     return model
 
 
-def logmel_cnn(input_shape: tuple[int, ...] = (301, 64), num_classes: int = 8, *, dropout: float = 0.3) -> keras.Model:
+def logmel_cnn(input_shape: tuple[int, ...] = (151, 64), num_classes: int = 8, *, dropout: float = 0.3) -> keras.Model:
     """2D CNN on a log-mel [time, mels]: SpecAugment, four conv blocks, statistics pooling."""
     inputs = keras.Input(shape=input_shape, name="logmel")
     x = layers.Reshape((*input_shape, 1))(inputs)
-    x = TimeMasking(n_masks=2, max_width=25, max_freq=8)(x)
-    for filters in (32, 64, 96, 128):
+    x = TimeMasking(n_masks=2, max_width=12, max_freq=8)(x)
+    for filters in (16, 32, 64, 128):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)

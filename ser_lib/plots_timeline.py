@@ -1,0 +1,322 @@
+"""Figure builders for the call timeline: each takes the tables of a
+:class:`ser_lib.timeline.CallAnalysis` (or its summary dict) and returns a plotly figure; none
+calls Streamlit.
+
+- :func:`timeline_figure`: one row of segments per party, coloured by emotion, above the
+  sentiment line of each party, with the worst moments marked.
+- :func:`probabilities_figure`: the smoothed class probabilities of one party, stacked.
+- :func:`sentiment_figure`: sentiment per party over the call.
+- :func:`quarters_figure`: mean sentiment per quarter of the call and party, dominant emotion on top.
+- :func:`shares_figure`: share of judged time per emotion and party.
+
+Time axes show the call clock (``mm:ss``, or ``h:mm:ss`` for long calls): seconds are drawn as
+times after midnight of 1 January 1970, which plotly formats as a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .config import EMOTIONS
+from .plots import EMOTION_COLORS
+
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+_EPOCH = pd.Timestamp("1970-01-01")
+_PARTY_COLORS = ("#4C78A8", "#E45756", "#54A24B", "#B279A2")
+
+
+def _clock(seconds) -> pd.DatetimeIndex | pd.Timestamp:
+    """Seconds from the start of the call as timestamps (plotly draws them as a clock)."""
+    if np.ndim(seconds) == 0:
+        return _EPOCH + pd.to_timedelta(float(seconds), unit="s")
+    return _EPOCH + pd.to_timedelta(np.asarray(seconds, dtype=float), unit="s")
+
+
+def _time_axis(fig: go.Figure, duration_s: float, **kwargs) -> None:
+    fmt = "%H:%M:%S" if duration_s >= 3600 else "%M:%S"
+    fig.update_xaxes(type="date", tickformat=fmt, range=[_clock(0), _clock(max(duration_s, 1.0))], **kwargs)
+
+
+def _empty(title: str, message: str, height: int = 260) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, height=height, **_LAYOUT)
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _labels_of(frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
+    if labels:
+        return list(labels)
+    found = [c[2:] for c in frame.columns if c.startswith("p_")]
+    return found or list(EMOTIONS)
+
+
+def _with_gaps(windows: pd.DataFrame, columns: Sequence[str], *, fill: float | None) -> pd.DataFrame:
+    """Window centres with a break (``fill`` values) between speech regions, for lines and areas."""
+    w = windows.sort_values("start_s")
+    t = ((w["start_s"] + w["end_s"]) / 2).to_numpy(float)
+    values = w[list(columns)].to_numpy(float)
+    region = w["region"].to_numpy()
+    rows_t, rows_v = [], []
+    for i in range(len(w)):
+        if i and region[i] != region[i - 1]:
+            gap = np.full(len(columns), np.nan if fill is None else fill)
+            rows_t += [w["end_s"].iloc[i - 1], w["start_s"].iloc[i]]
+            rows_v += [gap, gap]
+        rows_t.append(t[i])
+        rows_v.append(values[i])
+    return pd.DataFrame(np.array(rows_v).reshape(-1, len(columns)), columns=list(columns)).assign(t=rows_t)
+
+
+def _add_segments(fig: go.Figure, segments: pd.DataFrame, roles: Sequence[str], *, row: int | None = None, legend: bool = True) -> None:
+    """Horizontal bars, one per segment, on a row per party, one trace per emotion."""
+    kw = dict(row=row, col=1) if row else {}
+    for emotion in [e for e in EMOTIONS if e in set(segments["emotion"])] + sorted(set(segments["emotion"]) - set(EMOTIONS)):
+        s = segments[segments["emotion"] == emotion]
+        duration_ms = (s["end_s"] - s["start_s"]).to_numpy(float) * 1000.0
+        fig.add_trace(
+            go.Bar(
+                x=duration_ms,
+                base=_clock(s["start_s"]),
+                y=s["role"],
+                orientation="h",
+                name=emotion,
+                legendgroup=emotion,
+                showlegend=legend,
+                marker_color=EMOTION_COLORS.get(emotion, "#888"),
+                customdata=np.stack(
+                    [s["start_s"].map(format_clock), s["end_s"].map(format_clock), s["confidence"], s["sentiment"]], axis=1
+                ),
+                hovertemplate=f"<b>{emotion}</b> (%{{y}})<br>%{{customdata[0]}}-%{{customdata[1]}}"
+                "<br>confidence %{customdata[2]:.2f}<br>sentiment %{customdata[3]:+.2f}<extra></extra>",
+            ),
+            **kw,
+        )
+    fig.update_yaxes(categoryorder="array", categoryarray=list(roles)[::-1], **kw)
+
+
+def format_clock(seconds: float) -> str:
+    """``75.3`` -> ``"01:15"``; ``3725`` -> ``"1:02:05"``."""
+    s = int(round(float(seconds)))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
+def timeline_figure(
+    segments: pd.DataFrame,
+    windows: pd.DataFrame | None = None,
+    *,
+    roles: Sequence[str],
+    duration_s: float,
+    worst: Sequence[dict] | None = None,
+    speech: pd.DataFrame | None = None,
+    title: str = "Emotion over the call",
+    height: int | None = None,
+) -> go.Figure:
+    """Segments per party (coloured by emotion) above each party's sentiment line.
+
+    Parameters
+    ----------
+    segments : pd.DataFrame
+        ``role``, ``start_s``, ``end_s``, ``emotion``, ``confidence``, ``sentiment``.
+    windows : pd.DataFrame or None
+        ``role``, ``region``, ``start_s``, ``end_s``, ``sentiment`` (the sentiment line).
+    roles : sequence of str
+        Parties, top to bottom.
+    duration_s : float
+        Length of the call (the time axis).
+    worst : list of dict or None
+        Worst moments (``peak_s``, ``role``, ``emotion``, ``sentiment``), marked on the sentiment line.
+    speech : pd.DataFrame or None
+        Speech regions; those without a segment (too short to judge) are drawn in grey.
+    """
+    if segments is None or segments.empty:
+        return _empty(title, "No speech to show: the call holds no speech the model could judge.")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
+    if speech is not None and not speech.empty and "judged" in speech:
+        unjudged = speech[~speech["judged"].astype(bool)]
+        if len(unjudged):
+            fig.add_trace(
+                go.Bar(
+                    x=(unjudged["end_s"] - unjudged["start_s"]).to_numpy(float) * 1000.0,
+                    base=_clock(unjudged["start_s"]),
+                    y=unjudged["role"],
+                    orientation="h",
+                    name="speech (too short)",
+                    marker_color="#DDDDDD",
+                    hovertemplate="short speech (%{y})<extra></extra>",
+                ),
+                row=1,
+                col=1,
+            )
+    _add_segments(fig, segments, roles, row=1)
+    if windows is not None and not windows.empty:
+        for i, role in enumerate(roles):
+            w = windows[windows["role"] == role]
+            if w.empty:
+                continue
+            g = _with_gaps(w, ["sentiment"], fill=None)
+            fig.add_trace(
+                go.Scatter(
+                    x=_clock(g["t"]),
+                    y=g["sentiment"],
+                    mode="lines",
+                    name=f"{role} sentiment",
+                    line=dict(color=_PARTY_COLORS[i % len(_PARTY_COLORS)], width=2),
+                    connectgaps=False,
+                    hovertemplate=f"{role}: %{{y:+.2f}}<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
+    if worst:
+        fig.add_trace(
+            go.Scatter(
+                x=_clock([m["peak_s"] for m in worst]),
+                y=[m["sentiment"] for m in worst],
+                mode="markers+text",
+                text=[str(i + 1) for i in range(len(worst))],
+                textposition="bottom center",
+                marker=dict(symbol="triangle-down", size=12, color="#D55E00"),
+                name="worst moments",
+                customdata=[[m["role"], m["emotion"], format_clock(m["peak_s"])] for m in worst],
+                hovertemplate="#%{text} %{customdata[0]} %{customdata[1]} at %{customdata[2]}<br>sentiment %{y:+.2f}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"), row=2, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], title_text="sentiment", row=2, col=1)
+    fig.update_layout(barmode="overlay", title=title, height=height or 260 + 60 * len(roles), bargap=0.35, **_LAYOUT)
+    _time_axis(fig, duration_s)
+    return fig
+
+
+def probabilities_figure(
+    windows: pd.DataFrame,
+    *,
+    role: str,
+    duration_s: float,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+    height: int = 280,
+) -> go.Figure:
+    """The smoothed probabilities of ``role``'s windows, stacked (silence shows as a gap)."""
+    title = title or f"Emotion probabilities: {role}"
+    w = windows[windows["role"] == role] if windows is not None and len(windows) else None
+    if w is None or w.empty:
+        return _empty(title, f"No judged speech from the {role}.", height)
+    labels = _labels_of(w, labels)
+    cols = [f"p_{lab}" for lab in labels]
+    g = _with_gaps(w, cols, fill=0.0)
+    fig = go.Figure()
+    for lab, col in zip(labels, cols):
+        fig.add_trace(
+            go.Scatter(
+                x=_clock(g["t"]),
+                y=g[col],
+                name=lab,
+                mode="lines",
+                stackgroup="p",
+                line=dict(width=0.5, color=EMOTION_COLORS.get(lab, "#888")),
+                hovertemplate=f"{lab} %{{y:.2f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, height=height, hovermode="x unified", **_LAYOUT)
+    fig.update_yaxes(range=[0, 1], title_text="probability")
+    _time_axis(fig, duration_s)
+    return fig
+
+
+def sentiment_figure(
+    windows: pd.DataFrame,
+    *,
+    roles: Sequence[str],
+    duration_s: float,
+    title: str = "Sentiment over the call",
+    height: int = 280,
+) -> go.Figure:
+    """Each party's sentiment (smoothed windows) over the call, in [-1, 1]."""
+    if windows is None or windows.empty:
+        return _empty(title, "No judged speech yet.", height)
+    fig = go.Figure()
+    for i, role in enumerate(roles):
+        w = windows[windows["role"] == role]
+        if w.empty:
+            continue
+        g = _with_gaps(w, ["sentiment"], fill=None)
+        fig.add_trace(
+            go.Scatter(
+                x=_clock(g["t"]),
+                y=g["sentiment"],
+                name=role,
+                mode="lines",
+                line=dict(color=_PARTY_COLORS[i % len(_PARTY_COLORS)], width=2),
+                hovertemplate=f"{role}: %{{y:+.2f}}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"))
+    fig.update_layout(title=title, height=height, **_LAYOUT)
+    fig.update_yaxes(range=[-1.05, 1.05], title_text="sentiment")
+    _time_axis(fig, duration_s)
+    return fig
+
+
+def quarters_figure(summary: dict, *, title: str = "Sentiment per quarter of the call", height: int = 300) -> go.Figure:
+    """Mean sentiment per quarter for each party (bars), the quarter's dominant emotion written on top."""
+    parties = (summary or {}).get("parties") or {}
+    if summary.get("no_speech") or not parties:
+        return _empty(title, "No speech to summarise.", height)
+    fig = go.Figure()
+    for i, (role, party) in enumerate(parties.items()):
+        q = party["quarters"]
+        fig.add_trace(
+            go.Bar(
+                x=[f"Q{x['quarter']} ({format_clock(x['start_s'])}-{format_clock(x['end_s'])})" for x in q],
+                y=[x["mean_sentiment"] if x["mean_sentiment"] is not None else 0.0 for x in q],
+                name=role,
+                marker_color=_PARTY_COLORS[i % len(_PARTY_COLORS)],
+                text=[x["dominant"] or "no speech" for x in q],
+                textposition="outside",
+                hovertemplate=f"{role} %{{x}}<br>mean sentiment %{{y:+.2f}}<br>mostly %{{text}}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1))
+    fig.update_layout(title=title, barmode="group", height=height, **_LAYOUT)
+    fig.update_yaxes(range=[-1.15, 1.15], title_text="mean sentiment")
+    return fig
+
+
+def shares_figure(summary: dict, *, title: str = "Share of speaking time per emotion", height: int | None = None) -> go.Figure:
+    """For each party (and overall), the share of its judged time in each emotion."""
+    parties = dict((summary or {}).get("parties") or {})
+    if summary.get("no_speech") or not parties:
+        return _empty(title, "No speech to summarise.", height or 220)
+    rows = list(parties.items())
+    if len(rows) > 1:
+        rows.append(("whole call", summary["overall"]))
+    fig = go.Figure()
+    labels = list(next(iter(parties.values()))["shares"])
+    for lab in labels:
+        fig.add_trace(
+            go.Bar(
+                y=[name for name, _ in rows],
+                x=[p["shares"].get(lab, 0.0) for _, p in rows],
+                name=lab,
+                orientation="h",
+                marker_color=EMOTION_COLORS.get(lab, "#888"),
+                hovertemplate=f"{lab}: %{{x:.0%}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=title, barmode="stack", height=height or 140 + 45 * len(rows), **_LAYOUT)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed")
+    return fig

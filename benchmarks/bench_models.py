@@ -61,7 +61,13 @@ def show(rows: list[dict]) -> None:
 
 def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None, *, augment: bool = True, label: str | None = None) -> list[dict]:
     t = time.time()
-    res = train(manifest, TrainConfig(model_type=model_type, split=split, epochs=epochs, augment=augment, telephone_eval=model_type == "encoder_head"))
+    def report(event: dict) -> None:
+        if event.get("stage") == "epoch":
+            logs = " ".join(f"{k} {event[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in event)
+            print(f"  epoch {event['epoch']}/{event['epochs']} {time.time() - t:.0f} s  {logs}", flush=True)
+
+    cfg = TrainConfig(model_type=model_type, split=split, epochs=epochs, augment=augment, telephone_eval=model_type == "encoder_head")
+    res = train(manifest, cfg, progress=report)
     secs = time.time() - t
     print(f"{model_type} / {split}: {secs:.0f} s in all, {len(res.history)} epochs")
     if save_dir and label is None:
@@ -110,7 +116,7 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "seed_cnn1d", "seed_random", "logmel_cnn"])
     ap.add_argument("--epochs-seed", type=int, default=50, help="the notebook trained 50 epochs")
     ap.add_argument("--epochs-logmel", type=int, default=20)
-    ap.add_argument("--epochs-head", type=int, default=40)
+    ap.add_argument("--epochs-head", type=int, default=30)
     ap.add_argument("--save-dir", help="also save each trained bundle here as <model-type>-heldout (or -random)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)

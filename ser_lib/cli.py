@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
     t.add_argument("--model-type", choices=MODEL_TYPES, default="encoder_head", help="encoder_head: CNN head on Whisper-base frames (default, best); logmel_cnn: 2D CNN on log-mel (fast); seed_cnn1d: the notebook's 1D CNN on 162 features (reference)")
     t.add_argument("--out", default=str(MODELS_DIR / "my-model"), help="bundle folder to write (default models/my-model)")
-    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--split", choices=SPLITS, default="speaker", help="speaker: speaker-independent (honest); random: the notebook's random split (speakers on both sides); none: train on everything")
     t.add_argument("--test-size", type=float, default=0.2, help="share of each corpus's speakers held out (default 0.2)")

@@ -141,19 +141,26 @@ def encoder_head(
     input_shape: tuple[int | None, int] = (None, 512),
     num_classes: int = 8,
     *,
-    filters: int = 256,
+    width: int = 128,
     dropout: float = 0.3,
     learning_rate: float = 1e-3,
 ) -> keras.Model:
-    """A 1D CNN over encoder frames [time, dim]: frame masking, two conv layers, attentive
-    statistics pooling, dropout, softmax. Works on any number of frames."""
+    """A 1D CNN over encoder frames [time, dim]: frame masking, 40 ms average pooling, a
+    pointwise projection to ``width``, two conv layers, attentive statistics pooling, dropout,
+    softmax. Works on any number of frames (at least one).
+
+    The pooling and projection keep a training epoch over ~15,000 clips to well under a minute
+    on two CPU cores; the encoder frames are highly redundant at 20 ms.
+    """
     inputs = keras.Input(shape=input_shape, name="frames")
     x = layers.LayerNormalization()(inputs)
     x = TimeMasking(n_masks=2, max_width=10)(x)
+    x = layers.AveragePooling1D(2, padding="same")(x)
+    x = layers.Dense(width, activation="relu")(x)
     x = layers.SpatialDropout1D(0.1)(x)
-    x = layers.Conv1D(filters, 3, padding="same", activation="relu")(x)
-    x = layers.Conv1D(filters, 3, padding="same", activation="relu")(x)
-    x = AttentiveStatsPooling(128)(x)
+    x = layers.Conv1D(width, 5, padding="same", activation="relu")(x)
+    x = layers.Conv1D(width, 3, padding="same", activation="relu")(x)
+    x = AttentiveStatsPooling(64)(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(dropout)(x)

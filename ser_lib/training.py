@@ -42,7 +42,7 @@ class TrainConfig:
     """What to train and how. Defaults are the shipped model's settings."""
 
     model_type: str = "encoder_head"
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 64
     split: str = "speaker"
     test_size: float = 0.2
@@ -175,24 +175,30 @@ def _callbacks(progress, should_stop, epochs):
 
 
 class _FrameBatches:
-    """Batches of fixed-length frame crops for the encoder head (random crop; short clips tiled)."""
+    """Batches of fixed-length frame crops for the encoder head.
 
-    def __init__(self, frames, labels, *, batch_size, n_frames, rng, shuffle=True):
+    ``views[j]`` holds the versions of clip ``j`` (clean, through the telephone channel); each
+    time a clip is drawn one version is picked at random, so augmentation costs no extra steps.
+    Long clips are randomly cropped to ``n_frames``, short ones tiled.
+    """
+
+    def __init__(self, views, labels, *, batch_size, n_frames, rng, shuffle=True):
         import keras
 
         class Seq(keras.utils.PyDataset):
             def __init__(inner):
                 super().__init__(workers=1, use_multiprocessing=False)
-                inner.order = np.arange(len(frames))
+                inner.order = np.arange(len(views))
                 if shuffle:
                     rng.shuffle(inner.order)
 
             def __len__(inner):
-                return math.ceil(len(frames) / batch_size)
+                return math.ceil(len(views) / batch_size)
 
             def __getitem__(inner, i):
                 ids = inner.order[i * batch_size : (i + 1) * batch_size]
-                x = np.stack([_crop(frames[j], n_frames, rng) for j in ids]).astype(np.float32)
+                picks = [views[j][int(rng.integers(len(views[j])))] for j in ids]
+                x = np.stack([_crop(f, n_frames, rng) for f in picks]).astype(np.float32)
                 return x, labels[ids]
 
             def on_epoch_end(inner):
@@ -304,18 +310,19 @@ def train(
         values, failures = _features(EncoderExtractor(frontend.backbone, "clean"), paths, progress, cfg.n_jobs, f"{frontend.backbone} frames")
         ok = np.array([v is not None for v in values])
         train_ids = [i for i in split.train if ok[i]]
-        frames, ys = [values[i] for i in train_ids], [y_all[i] for i in train_ids]
+        views = [[values[i]] for i in train_ids]
         need_tel = cfg.augment or (cfg.telephone_eval and len(split.test))
         tel_ids = train_ids + [i for i in split.test if ok[i]] if need_tel else []
         if need_tel:
             tel, _ = _features(EncoderExtractor(frontend.backbone, "telephone"), [paths[i] for i in tel_ids], progress, cfg.n_jobs, f"{frontend.backbone} telephone frames")
             tel_by_id = dict(zip(tel_ids, tel))
             if cfg.augment:
-                frames += [tel_by_id[i] for i in train_ids if tel_by_id[i] is not None]
-                ys += [y_all[i] for i in train_ids if tel_by_id[i] is not None]
+                for clip_views, i in zip(views, train_ids):
+                    if tel_by_id[i] is not None:
+                        clip_views.append(tel_by_id[i])
             tel_test = [tel_by_id.get(i) for i in split.test]
         model = encoder_head((None, frontend_dim(frontend)), len(labels), learning_rate=cfg.learning_rate)
-        data = _FrameBatches(frames, onehot[np.array(ys)], batch_size=cfg.batch_size, n_frames=frontend.train_frames, rng=rng)
+        data = _FrameBatches(views, onehot[y_all[train_ids]], batch_size=cfg.batch_size, n_frames=frontend.train_frames, rng=rng)
         fit_data = dict(x=data.seq)
         va_ids = [i for i in split.val if ok[i]]
         val_data = None

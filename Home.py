@@ -4,9 +4,7 @@ import streamlit as st
 
 from ser_lib import st_cache as ui
 from ser_lib.corpora import emotion_counts
-from ser_lib.dataset_view import counts_long
 from ser_lib.model_view import summarise_bundle
-from ser_lib.plots import class_distribution
 
 ui.page_setup("Home", ":material/home:")
 folder = ui.data_folder_sidebar()
@@ -30,8 +28,8 @@ with left, ui.guard("Reading the data folder"):
     else:
         counts = emotion_counts(scan.manifest)
         st.caption(f"{len(scan.manifest):,} files under `{folder}`" + (f"; {len(scan.skipped)} skipped" if scan.skipped else ""))
-        st.dataframe(counts, key="home_counts")
-        st.plotly_chart(class_distribution(counts_long(counts)), key="home_distribution")
+        st.table(counts)  # static: Home stays as light as a page can be; charts are on Datasets
+        ui.page_link("pages/1_Datasets.py", "Class balance, speakers and durations on the Datasets page", ":material/bar_chart:")
 
 with right, ui.guard("Reading the model card"):
     st.subheader("Active model")

@@ -42,7 +42,12 @@ if view == "Overview":
             st.plotly_chart(plots.duration_histogram(dv.duration_histogram(manifest)), key="datasets_durations")
         with right:
             st.markdown("**Durations (seconds)**")
-            st.dataframe(dv.duration_stats(manifest), key="datasets_duration_stats", column_config={"files": st.column_config.NumberColumn(format="%d")})
+            seconds = st.column_config.NumberColumn(format="%.2f")
+            st.dataframe(
+                dv.duration_stats(manifest),
+                key="datasets_duration_stats",
+                column_config={"files": st.column_config.NumberColumn(format="%d"), "hours": st.column_config.NumberColumn(format="%.2f"), "mean_s": seconds, "min_s": seconds, "max_s": seconds},
+            )
         with st.expander("Speakers"):
             st.dataframe(dv.speaker_summary(manifest), hide_index=True, key="datasets_speaker_table")
         if scan.skipped:

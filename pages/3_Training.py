@@ -4,7 +4,7 @@ import streamlit as st
 
 from ser_lib import plots
 from ser_lib import st_cache as ui
-from ser_lib.jobs import save_bundle, training_job
+from ser_lib.jobs import keep_partial, training_job
 from ser_lib.model_view import bundle_folder_for, models_dir
 from ser_lib.training import MODEL_TYPES, TrainConfig
 
@@ -84,19 +84,20 @@ if result is None:
     st.warning("Training was cancelled before the model was built.", icon=":material/cancel:")
     st.stop()
 
-if snap.extra.get("saved_to"):
-    st.success(f"Saved to `{snap.extra['saved_to']}` in {result.seconds:.0f} s. Compare it on the Evaluation page.", icon=":material/check_circle:")
-    ui.page_link("pages/4_Evaluation.py", "Open Evaluation", ":material/analytics:")
+if result.saved_to:
+    st.success(f"Saved to `{result.saved_to}` after {result.seconds:.0f} s of training.", icon=":material/check_circle:")
+    ui.page_link("pages/4_Evaluation.py", "Open it on the Evaluation page", ":material/analytics:")
 elif result.stopped:
     st.warning(f"Cancelled after {len(result.history)} epoch(s); the partial model was not saved.", icon=":material/cancel:")
-    if st.button("Save the partial model anyway", key="training_save_partial"):
+    if result.partial and st.button("Save the partial model anyway", key="training_save_partial"):
         with ui.guard("Saving the model"):
-            path = save_bundle(result, bundle_folder_for(name, overwrite=overwrite), overwrite=overwrite)
-            st.success(f"Saved to `{path}`.")
+            path = keep_partial(result, bundle_folder_for(name, overwrite=overwrite), overwrite=overwrite)
+            st.success(f"Saved to `{path}`.", icon=":material/check_circle:")
 
 if result.evaluation is not None:
     st.subheader("Held-out evaluation")
     left, right = st.columns(2)
-    left.dataframe(result.evaluation.summary_table(), key="training_summary")
-    left.caption(f"Split: {result.split.kind}; {len(result.split.test_speakers)} test speaker(s).")
+    score = st.column_config.NumberColumn(format="%.3f")
+    left.dataframe(result.evaluation.summary_table(), key="training_summary", column_config={m: score for m in ("WA", "UA", "macro_f1")})
+    left.caption(f"Split: {result.split}; {len(result.test_speakers)} test speaker(s) never heard in training.")
     right.plotly_chart(plots.confusion_matrix(result.evaluation.confusion_normalised(), normalised=True), key="training_confusion")

@@ -16,6 +16,7 @@ from ser_lib.model_view import (
     probabilities_frame,
     resolve_clip,
     summarise_bundle,
+    with_file_names,
 )
 
 JOBS_KEY = "evaluation_jobs"
@@ -187,9 +188,9 @@ else:
     low = f2.slider("Confidence at most", 0.0, 1.0, 1.0, 0.05, key="evaluation_f_conf", help="Lower it to see the answers the model was unsure of.")
     shown = filter_predictions(preds, corpora=corpora, true=true, predicted=predicted, misclassified_only=wrong, max_confidence=None if low >= 1.0 else low)
     st.caption(f"{len(shown):,} of {len(preds):,} files")
-    columns = [c for c in ("path", "corpus", "speaker", "emotion", "predicted", "confidence", "correct") if c in shown]
+    columns = [c for c in ("file", "corpus", "speaker", "emotion", "predicted", "confidence", "correct") if c in shown or c == "file"]
     row = ui.pick_row(
-        shown.reset_index(drop=True),
+        with_file_names(shown),
         key="evaluation_files",
         label="Clip",
         column="path",
@@ -201,7 +202,7 @@ else:
             left, right = st.columns(2)
             with left:
                 clip = resolve_clip(row["path"], manifest)
-                st.markdown(f"**{row['path'].rsplit('/', 1)[-1]}**: true **{row['emotion']}**, predicted **{row['predicted']}** ({row['confidence']:.2f})")
+                st.markdown(f"**{row['file']}**: true **{row['emotion']}**, predicted **{row['predicted']}** ({row['confidence']:.2f})")
                 if clip is None:
                     st.info("The file is not in the current data folder, so it cannot be played.", icon=":material/music_off:")
                 else:

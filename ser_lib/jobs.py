@@ -1,18 +1,29 @@
-"""Long work (training, evaluating a bundle on a data folder) in a background thread.
+"""Long work (training, evaluating a bundle on a data folder) off the page's thread.
 
 A :class:`BackgroundJob` runs one function in a daemon thread and records its progress events,
 so a user interface can poll :meth:`BackgroundJob.snapshot` without blocking, and cancel it.
 The Training and Evaluation pages keep one job per user in ``st.session_state``; nothing here
 is global. No Streamlit import: the job works the same from a script or a test.
+
+Training runs in a worker *process* that the job's thread supervises (events come back over a
+queue, cancelling sets a shared event). A thread alone is not safe under Streamlit: after every
+script run (a page polling its progress once a second) Streamlit calls
+``keras.backend.clear_session()``, which resets Keras' global state for every thread and breaks
+a model being built in another one (``The name "conv1d" is used 2 times in the model``). The
+process also keeps featurising and fitting from competing with the server for the GIL.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import shutil
+import tempfile
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,8 +119,6 @@ class BackgroundJob:
             self._last = dict(event)
             if event.get("stage") == "epoch":
                 self._epochs.append(dict(event))
-        if self._stop.is_set() and event.get("stage") in ("features", "evaluate-file"):
-            raise JobCancelled(f"{self.name} cancelled")
 
     def set_extra(self, **values) -> None:
         with self._lock:
@@ -172,26 +181,103 @@ def _progress(event: dict, stage: str) -> tuple[float, str]:
 # --- the two jobs the pages run --------------------------------------------------------------------
 
 
+@dataclass
+class TrainingOutcome:
+    """What a finished training run hands back to the page (the model itself stays on disk)."""
+
+    evaluation: Any  # EvaluationResult on the held-out speakers, or None (cancelled, no test split)
+    history: pd.DataFrame
+    seconds: float
+    stopped: bool
+    split: str
+    test_speakers: list[str]
+    saved_to: str | None = None
+    partial: str | None = None  # a cancelled run's bundle, kept aside until the user saves or drops it
+
+
+def _train_worker(manifest, config, save_to, overwrite, events, stop) -> None:
+    """Runs in the worker process: train, save, and send every event and the outcome back."""
+    logging.basicConfig(level=logging.WARNING)
+
+    def progress(event: dict) -> None:
+        events.put(event)
+        if stop.is_set() and event.get("stage") == "features":
+            raise JobCancelled("training cancelled while featurising")
+
+    try:
+        from .training import train
+
+        result = train(manifest, config, progress=progress, should_stop=stop.is_set)
+        saved = partial = None
+        if result.stopped:
+            folder = Path(tempfile.mkdtemp(prefix="ser-partial-")) / (Path(save_to).name if save_to else "partial")
+            partial = str(save_bundle(result, folder))
+        elif save_to is not None:
+            saved = str(save_bundle(result, save_to, overwrite=overwrite))
+        outcome = TrainingOutcome(
+            result.evaluation, result.history, result.seconds, result.stopped, result.split.kind, list(result.split.test_speakers), saved, partial
+        )
+        events.put({"stage": "result", "outcome": outcome})
+    except JobCancelled:
+        events.put({"stage": "cancelled"})
+    except SERError as exc:
+        events.put({"stage": "error", "message": str(exc)})
+    except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then end
+        events.put({"stage": "crash", "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+
+
 def training_job(manifest: pd.DataFrame, config, *, save_to: Path | None = None, overwrite: bool = False) -> BackgroundJob:
-    """A not-yet-started job that trains with ``config`` on ``manifest`` and, unless cancelled,
-    saves the bundle (with its evaluation) into ``save_to``.
+    """A not-yet-started job that trains with ``config`` on ``manifest`` in a worker process and,
+    unless cancelled, saves the bundle (with its evaluation) into ``save_to``.
 
-    Its result is the :class:`~ser_lib.training.TrainResult`; ``extra["saved_to"]`` names the folder.
+    Its result is a :class:`TrainingOutcome`.
     """
-
     if getattr(config, "n_jobs", 0) is None and len(manifest) < SMALL_SET:
         config = replace(config, n_jobs=1)  # a process pool costs more than it saves here
 
-    def target(report: Report, should_stop: ShouldStop):
-        from .training import train
+    def target(report: Report, should_stop: ShouldStop) -> TrainingOutcome:
+        ctx = get_context("spawn")
+        events, stop = ctx.Queue(), ctx.Event()
+        worker = ctx.Process(
+            target=_train_worker, args=(manifest, config, save_to, overwrite, events, stop), name="ser-training", daemon=True
+        )
+        worker.start()
+        heard = False
+        try:
+            while True:
+                if should_stop():
+                    if not heard:  # still importing: nothing to clean up, no reason to wait
+                        worker.terminate()
+                        raise JobCancelled("training cancelled before it started")
+                    stop.set()
+                try:
+                    event = events.get(timeout=0.2)
+                except queue.Empty:
+                    if not worker.is_alive() and events.empty():
+                        raise SERError(
+                            f"The training process ended without a result (exit code {worker.exitcode}); "
+                            "it may have run out of memory. Try fewer corpora or a smaller batch."
+                        ) from None
+                    continue
+                heard = True
+                stage = event.get("stage")
+                if stage == "result":
+                    return event["outcome"]
+                if stage == "cancelled":
+                    raise JobCancelled("training cancelled")
+                if stage == "error":
+                    raise SERError(event["message"])
+                if stage == "crash":
+                    logger.error("The training process failed:\n%s", event.get("traceback", ""))
+                    raise RuntimeError(event["message"])
+                report(event)
+        finally:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=5)
 
-        result = train(manifest, config, progress=report, should_stop=should_stop)
-        if save_to is not None and not result.stopped:
-            job.set_extra(saved_to=str(save_bundle(result, save_to, overwrite=overwrite)))
-        return result
-
-    job = BackgroundJob(target, name="training")
-    return job
+    return BackgroundJob(target, name="training")
 
 
 def save_bundle(result, folder: Path, *, overwrite: bool = False) -> Path:
@@ -200,14 +286,32 @@ def save_bundle(result, folder: Path, *, overwrite: bool = False) -> Path:
     return result.bundle.save(Path(folder), evaluation=evaluation, overwrite=overwrite)
 
 
+def keep_partial(outcome: TrainingOutcome, folder: Path, *, overwrite: bool = False) -> Path:
+    """Move a cancelled run's bundle (``outcome.partial``) to ``folder``; returns the folder."""
+    if not outcome.partial or not Path(outcome.partial).is_dir():
+        raise ParameterError("This run kept no partial model to save.")
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise ParameterError(f"{folder} already holds a bundle: choose another name or tick 'overwrite'.")
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(outcome.partial, folder)
+    outcome.partial, outcome.saved_to = None, str(folder)
+    return folder
+
+
 def evaluation_job(bundle, manifest: pd.DataFrame) -> BackgroundJob:
-    """A not-yet-started job that scores ``bundle`` on every file of ``manifest``."""
+    """A not-yet-started job that scores ``bundle`` on every file of ``manifest`` (in a thread:
+    it only runs an already-built model, which Keras' session resets do not disturb)."""
 
     def target(report: Report, should_stop: ShouldStop):
         from .evaluation import evaluate_bundle
 
         def progress(done: int, total: int) -> None:
             report({"stage": "evaluate-file", "done": done, "total": total})
+            if should_stop():
+                raise JobCancelled("evaluation cancelled")
 
         return evaluate_bundle(bundle, manifest, progress=progress, meta={"data": "data folder"})
 

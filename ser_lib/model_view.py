@@ -201,6 +201,13 @@ def filter_predictions(
     return predictions[keep]
 
 
+def with_file_names(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The predictions with a short ``file`` column (the file's name) first, for display."""
+    out = predictions.reset_index(drop=True)
+    names = out["path"].map(lambda p: Path(str(p)).name) if "path" in out else pd.Series([], dtype=str)
+    return out.assign(file=names)[["file", *[c for c in out.columns if c != "file"]]]
+
+
 def resolve_clip(path: str, manifest: pd.DataFrame | None = None) -> str | None:
     """A playable path for a file named in saved predictions, or ``None``.
 

@@ -32,12 +32,23 @@ CORPUS_COLORS: dict[str, str] = {"RAVDESS": "#4C78A8", "TESS": "#F58518", "SAVEE
 GENDER_COLORS: dict[str, str] = {"female": "#E45756", "male": "#4C78A8", "unknown": "#BAB0AC"}
 METRIC_LABELS: dict[str, str] = {"WA": "WA (accuracy)", "UA": "UA (balanced accuracy)", "macro_f1": "macro-F1"}
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+def _layout(title: str | None, *, legend: bool = True, subplots: bool = False, **extra) -> dict:
+    """The house layout: title top left; a horizontal legend between the title and the plot
+    (above the subplot titles when there are some), so neither overlaps the other."""
+    top = 40 + (34 if legend else 0) + (18 if subplots else 0)
+    layout = dict(
+        title=dict(text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=10, l=4), font=dict(size=15)),
+        margin=dict(l=10, r=10, t=top, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.08 if subplots else 1.0, x=0, traceorder="normal"),
+        showlegend=legend,
+    )
+    layout.update(extra)
+    return layout
 
 
-def _figure(title: str | None = None, **layout) -> go.Figure:
+def _figure(title: str | None = None, *, legend: bool = True, **layout) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, **{**_LAYOUT, **layout})
+    fig.update_layout(**_layout(title, legend=legend, **layout))
     return fig
 
 
@@ -48,7 +59,7 @@ def _need(frame: pd.DataFrame, columns, what: str) -> None:
 
 
 def _empty(title: str, message: str) -> go.Figure:
-    fig = _figure(title)
+    fig = _figure(title, legend=False)
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -108,6 +119,8 @@ def speakers_chart(speakers: pd.DataFrame, *, title: str = "Speakers per corpus 
             customdata=part[["files"]].to_numpy(),
             hovertemplate=f"{gender}<br>%{{x}}: %{{y}} speakers, %{{customdata[0]:,}} files<extra></extra>",
         )
+    most = int(speakers.groupby("corpus")["speakers"].sum().max())
+    fig.update_yaxes(dtick=1 if most <= 10 else None, rangemode="tozero")
     return fig
 
 
@@ -140,7 +153,7 @@ def duration_histogram(hist: pd.DataFrame, *, title: str = "Clip durations") -> 
 def waveform(frame: pd.DataFrame, *, title: str = "Waveform", color: str = "#4C78A8", height: int = 220) -> go.Figure:
     """The min/max envelope from :func:`ser_lib.dataset_view.waveform_frame` as a filled band."""
     _need(frame, ("time", "min", "max"), "waveform")
-    fig = _figure(title, height=height, showlegend=False, xaxis_title="seconds", yaxis_title="amplitude")
+    fig = _figure(title, legend=False, height=height, xaxis_title="seconds", yaxis_title="amplitude")
     fig.add_scatter(x=frame["time"], y=frame["max"], mode="lines", line=dict(width=0.8, color=color), hoverinfo="skip")
     fig.add_scatter(
         x=frame["time"],
@@ -165,7 +178,7 @@ def spectrogram(frame: pd.DataFrame, *, title: str = "Spectrogram (log frequency
     """
     if frame.empty:
         return _empty(title, "No audio")
-    fig = _figure(title, height=height, xaxis_title="seconds", yaxis_title="Hz")
+    fig = _figure(title, legend=False, height=height, xaxis_title="seconds", yaxis_title="Hz")
     fig.add_heatmap(
         z=frame.to_numpy(),
         x=np.asarray(frame.columns, dtype=float),
@@ -203,11 +216,11 @@ def feature_values(frame: pd.DataFrame, *, title: str = "What the model sees") -
                 col=1,
             )
         fig.update_xaxes(showticklabels=False)
-        fig.update_layout(title=title, height=520, **{k: v for k, v in _LAYOUT.items() if k != "legend"})
+        fig.update_layout(**_layout(title, legend=False, subplots=True, height=520))
         return fig
     if frame.empty:
         return _empty(title, "No features")
-    fig = _figure(title, height=320, xaxis_title="frame", yaxis_title=frame.index.name or "dimension")
+    fig = _figure(title, legend=False, height=320, xaxis_title="frame", yaxis_title=frame.index.name or "dimension")
     fig.add_heatmap(z=frame.to_numpy(), colorscale="Viridis", colorbar=dict(thickness=10))
     return fig
 
@@ -222,7 +235,7 @@ def probabilities(probs: pd.DataFrame, *, title: str = "Probabilities", height: 
     """
     _need(probs, ("emotion", "probability"), "probabilities")
     p = probs.sort_values("probability", ascending=True, kind="stable")
-    fig = _figure(title, height=height, showlegend=False, xaxis_title="probability")
+    fig = _figure(title, legend=False, height=height, xaxis_title="probability")
     fig.add_bar(
         x=p["probability"],
         y=p["emotion"],
@@ -246,7 +259,7 @@ def confusion_matrix(confusion: pd.DataFrame, *, normalised: bool = False, title
         return _empty(title, "No predictions")
     z = confusion.to_numpy(dtype=float)
     text = [[f"{v:.2f}" if normalised else f"{int(v)}" for v in row] for row in z]
-    fig = _figure(title, height=max(320, 48 * len(confusion) + 120), xaxis_title="predicted", yaxis_title="true")
+    fig = _figure(title, legend=False, height=max(320, 48 * len(confusion) + 120), xaxis_title="predicted", yaxis_title="true")
     fig.add_heatmap(
         z=z,
         x=list(confusion.columns),
@@ -301,7 +314,7 @@ def training_curves(history: pd.DataFrame, *, title: str = "Training curves") ->
     ``val_loss``, ``accuracy``, ``val_accuracy`` (Keras' history, or the live epoch events).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "accuracy"], horizontal_spacing=0.1)
-    fig.update_layout(title=title, height=320, **_LAYOUT)
+    fig.update_layout(**_layout(title, subplots=True, height=340))
     if history.empty:
         fig.add_annotation(text="Waiting for the first epoch", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         return fig
@@ -342,10 +355,9 @@ def metrics_by_corpus(summary: pd.DataFrame, *, title: str = "WA, UA and macro-F
             y=summary[metric].astype(float),
             name=METRIC_LABELS[metric],
             marker_color=palette[metric],
-            text=[f"{v:.2f}" for v in summary[metric].astype(float)],
-            textposition="outside",
+            hovertemplate=f"%{{x}}: {METRIC_LABELS[metric]} %{{y:.3f}}<extra></extra>",
         )
-    fig.update_yaxes(range=[0, 1.1])
+    fig.update_yaxes(range=[0, 1])
     return fig
 
 
@@ -382,7 +394,7 @@ def model_comparison(results: pd.DataFrame, *, metric: str = "UA", title: str | 
                 col=c,
             )
             seen.add(condition)
-    fig.update_layout(title=title, barmode="group", height=380, **_LAYOUT)
+    fig.update_layout(**_layout(title, subplots=True, barmode="group", height=400))
     fig.update_yaxes(range=[0, 1])
     return fig
 

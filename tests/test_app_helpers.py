@@ -300,15 +300,23 @@ def test_job_cancel_is_seen_by_the_target():
     assert job.snapshot().state == "cancelled" and job.snapshot().result == "partial"
 
 
-def test_job_cancel_during_featurising_stops_it():
+def test_job_cancelled_by_its_target_has_no_result():
+    from ser_lib.jobs import JobCancelled
+
     def target(report, should_stop):
         for i in range(10_000):
             report({"stage": "features", "done": i, "total": 10_000})
+            if should_stop():
+                raise JobCancelled("stopped while featurising")
             time.sleep(0.001)
+        return "never"
 
     job = BackgroundJob(target).start()
     job.cancel()
-    assert job.join(10) and job.snapshot().state == "cancelled"
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.state == "cancelled" and snap.result is None and snap.error is None
+    assert snap.stage == "features" and snap.fraction < 0.4
 
 
 def test_job_failures_become_messages(caplog):
@@ -324,3 +332,54 @@ def test_job_failures_become_messages(caplog):
     assert a.snapshot().state == "failed" and a.snapshot().error == "No files to train on"
     assert b.snapshot().state == "failed" and "Unexpected error (KeyError" in b.snapshot().error
     assert "Traceback" in caplog.text
+
+
+def test_training_survives_streamlits_keras_session_resets(tmp_path):
+    """Streamlit calls keras.backend.clear_session() after every script run; a training job
+    must not be broken by it (a thread-based one failed with duplicate layer names)."""
+    import threading
+
+    import keras
+
+    from conftest import build_fake_corpus
+    from ser_lib.bundle import ModelBundle
+    from ser_lib.corpora import find_corpora
+    from ser_lib.jobs import training_job
+    from ser_lib.training import TrainConfig
+
+    data = build_fake_corpus(tmp_path / "data", speakers=2, per_emotion=1, corpora=("RAVDESS", "SAVEE"), extras=False)
+    manifest = find_corpora(data).manifest
+    config = TrainConfig(model_type="seed_cnn1d", epochs=2, batch_size=8, augment=False)
+    job = training_job(manifest, config, save_to=tmp_path / "models" / "m").start()
+    done = threading.Event()
+
+    def reset_sessions():  # what every Streamlit rerun does
+        while not done.is_set():
+            keras.backend.clear_session()
+            time.sleep(0.005)
+
+    resetter = threading.Thread(target=reset_sessions, daemon=True)
+    resetter.start()
+    try:
+        assert job.join(300)
+    finally:
+        done.set()
+    snap = job.snapshot()
+    assert snap.state == "done", snap.error
+    assert list(snap.epochs["epoch"]) == [1, 2]
+    assert snap.result.saved_to == str(tmp_path / "models" / "m")
+    assert ModelBundle.load(tmp_path / "models" / "m").card["training"]["epochs_run"] == 2
+
+
+def test_keep_partial_moves_a_cancelled_runs_bundle(tmp_path):
+    from ser_lib.jobs import TrainingOutcome, keep_partial
+
+    partial = tmp_path / "tmp" / "mine"
+    partial.mkdir(parents=True)
+    (partial / "card.json").write_text("{}")
+    outcome = TrainingOutcome(None, pd.DataFrame(), 1.0, True, "speaker", [], partial=str(partial))
+    target = keep_partial(outcome, tmp_path / "models" / "mine")
+    assert (target / "card.json").is_file() and not partial.exists()
+    assert outcome.saved_to == str(target) and outcome.partial is None
+    with pytest.raises(ParameterError, match="no partial model"):
+        keep_partial(outcome, tmp_path / "models" / "other")

@@ -163,7 +163,7 @@ def test_page_explains_without_corpora_or_model(without_data, page):
 
 def test_home_shows_counts_and_model(with_data, manifest):
     at = open_page("Home.py")
-    counts = at.dataframe[0].value
+    counts = at.table[0].value
     assert counts.loc["all", "total"] == len(manifest)
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"WA", "UA", "macro-F1"}

@@ -1,0 +1,177 @@
+"""Real-browser smoke test: headless Chromium (Playwright) against ``streamlit run Home.py``.
+
+Every page must render with no exception element, and on Predict an uploaded generated clip
+must show a prediction. Each page is screenshotted into the test's tmp folder. Skipped when
+Debian's ``/usr/bin/chromium`` is absent (CI installs it: ``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_lib.config import EMOTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: (URL path, page title, plotly charts drawn once the page has rendered)
+PAGES = [
+    ("/", "Speech emotion recognition", 0),
+    ("/Datasets", "Datasets", 3),
+    ("/Augmentation", "Augmentation preview", 4),
+    ("/Training", "Training", 0),
+    ("/Evaluation", "Evaluation", 3),
+    ("/Predict", "Predict", 0),
+]
+VIEWPORT = {"width": 1400, "height": 2000}
+TIMEOUT_MS = 90_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium) to run browser tests"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """``streamlit run Home.py`` on a free port, over a fake corpus tree and an untrained tiny model."""
+    from conftest import build_fake_corpus
+
+    from ser_lib.bundle import ModelBundle
+    from ser_lib.features import SeedFrontEnd
+    from ser_lib.models import seed_cnn1d
+
+    from ser_lib.corpora import find_corpora
+    from ser_lib.evaluation import evaluate_predictions
+
+    base = tmp_path_factory.mktemp("browser-app")
+    data = build_fake_corpus(base / "data", speakers=1, per_emotion=1)
+    # a saved evaluation, so the Evaluation page has results to draw (the truth shifted by one emotion)
+    preds = find_corpora(data).manifest[["path", "corpus", "speaker", "emotion"]].copy()
+    preds["predicted"] = [EMOTIONS[(EMOTIONS.index(e) + k % 2) % len(EMOTIONS)] for k, e in enumerate(preds["emotion"])]
+    preds["confidence"] = 0.6
+    for e in EMOTIONS:
+        preds[f"p_{e}"] = np.where(preds["predicted"] == e, 0.6, 0.4 / (len(EMOTIONS) - 1))
+    evaluation = evaluate_predictions(preds, list(EMOTIONS)).to_json()
+    bundle = ModelBundle.create(seed_cnn1d(num_classes=len(EMOTIONS)), name="tiny", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd())
+    bundle.save(base / "models" / "tiny", evaluation=evaluation)
+    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_MODELS_DIR": str(base / "models"), "SER_MODEL": str(base / "models" / "tiny")}
+    port = _free_port()
+    log = open(base / "streamlit.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start: {(base / 'streamlit.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _rendered(page, selector: str, charts: int = 0) -> None:
+    """Wait for ``selector``, ``charts`` drawn plotly charts, and Streamlit's running indicator to go."""
+    page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+    if charts:
+        page.wait_for_function(
+            f"document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= {charts}", timeout=TIMEOUT_MS
+        )
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("path, title, charts", PAGES, ids=[t for _, t, _ in PAGES])
+def test_page_renders_without_exception(app_url, browser, tmp_path, path, title, charts):
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(app_url + path)
+        _rendered(page, f'h1:has-text("{title}")', charts=charts)
+        shot = tmp_path / f"{title.lower().replace(' ', '-')}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        assert page.locator("h1").first.inner_text().startswith(title)
+        assert shot.stat().st_size > 10_000
+    finally:
+        page.close()
+
+
+def test_predict_shows_a_prediction_for_an_uploaded_clip(app_url, browser, tmp_path, synth):
+    buf = io.BytesIO()
+    sf.write(buf, synth.voice(3.0, sr=16_000, f0=170.0), 16_000, format="WAV")
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(app_url + "/Predict")
+        page.wait_for_selector('[data-testid="stFileUploaderDropzoneInput"]', state="attached", timeout=TIMEOUT_MS)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+            {"name": "generated.wav", "mimeType": "audio/wav", "buffer": buf.getvalue()}
+        )
+        _rendered(page, 'h3:has-text("generated.wav")', charts=2)
+        page.screenshot(path=str(tmp_path / "predict-result.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        metrics = dict(
+            zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(), page.locator('[data-testid="stMetricValue"]').all_inner_texts())
+        )
+        assert metrics["Emotion"] in EMOTIONS
+        assert metrics["Length"] == "3.0 s"
+        assert "tiny" in page.locator('[data-testid="stCaptionContainer"]').last.inner_text()
+    finally:
+        page.close()
+
+
+def test_predict_rejects_a_non_audio_upload_in_the_browser(app_url, browser):
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(app_url + "/Predict")
+        page.wait_for_selector('[data-testid="stFileUploaderDropzoneInput"]', state="attached", timeout=TIMEOUT_MS)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+            {"name": "notes.wav", "mimeType": "audio/wav", "buffer": b"not audio " * 100}
+        )
+        _rendered(page, '[data-testid="stAlertContentError"]')
+        assert "Could not read notes.wav" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.close()

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         hello.mkdir()
         (hello / "app.py").write_text("import streamlit as st\nst.title('Hello')\n")
         hport = free_port()
+        t0 = time.perf_counter()
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(hport)],
             cwd=hello, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_healthy(hport)
             timed_new_tab(f"http://127.0.0.1:{hport}", "/", selector="h1")
+            results["baseline_cold"] = time.perf_counter() - t0
             results["baseline"] = [timed_new_tab(f"http://127.0.0.1:{hport}", "/", selector="h1") for _ in range(args.repeat)]
         finally:
             server.terminate()
@@ -207,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     def med(v):
         return statistics.median(v) if isinstance(v, list) else v
 
-    print(f"Browser benchmark (headless Chromium, {os.cpu_count()} CPU cores), data: {args.data} ({files:,} files), model: {model}{note}")
+    print(f"Browser benchmark (headless Chromium, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}), data: {args.data} ({files:,} files), model: {model}{note}")
     targets = {"home_cold": 5.0, "home_warm": 1.0, "datasets_warm": 3.0, "predict_5s_clip": 1.0}
     labels = {
+        "baseline_cold": "Floor: a one-line Streamlit app, cold start",
         "baseline": "Floor: a one-line Streamlit app, new tab",
         "home_cold": "Home, cold `streamlit run` to rendered",
         "home_warm": "Home, warm server, new tab",

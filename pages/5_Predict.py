@@ -60,7 +60,10 @@ if len(results) > 1:
         table,
         hide_index=True,
         key="predict_table",
-        column_config={"confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")},
+        column_config={
+            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+            **{f"p_{e}": st.column_config.NumberColumn(format="%.2f") for e in bundle.labels},
+        },
     )
     st.download_button("Download as CSV", table.to_csv(index=False), file_name="predictions.csv", mime="text/csv", key="predict_csv", icon=":material/download:")
 

@@ -293,6 +293,15 @@ class ClipResult:
         return self.prediction is not None
 
 
+class _NamedBytes(io.BytesIO):
+    """Bytes that print as their file name (libsndfile's messages show the object's repr)."""
+
+    name: str = "upload"
+
+    def __repr__(self) -> str:
+        return repr(self.name)
+
+
 def predict_upload(
     bundle: ModelBundle,
     data: bytes,
@@ -311,7 +320,7 @@ def predict_upload(
     if len(data) > max_mb * 1024 * 1024:
         return ClipResult(name, error=f"{name} is {len(data) / 2**20:.1f} MB, over the {max_mb:.0f} MB limit for one clip.")
     def source() -> io.BytesIO:
-        buf = io.BytesIO(data)
+        buf = _NamedBytes(data)
         buf.name = name  # error messages name the upload
         return buf
 

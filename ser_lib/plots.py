@@ -183,7 +183,7 @@ def spectrogram(frame: pd.DataFrame, *, title: str = "Spectrogram (log frequency
         z=frame.to_numpy(),
         x=np.asarray(frame.columns, dtype=float),
         y=np.asarray(frame.index, dtype=float),
-        colorscale="Magma",
+        colorscale="Viridis",  # not Magma: Streamlit draws its near-black low end as pink
         zmin=float(np.nanmin(frame.to_numpy())),
         zmax=0.0,
         colorbar=dict(title="dB", thickness=10),
@@ -375,7 +375,7 @@ def model_comparison(results: pd.DataFrame, *, metric: str = "UA", title: str | 
     df["condition"] = df.get("condition", pd.Series("clean", index=df.index)).fillna("clean").replace("", "clean")
     if "protocol" in df and df["protocol"].nunique() > 1:
         df["model"] = df["model"].astype(str) + " · " + df["protocol"].astype(str)
-    corpora = list(dict.fromkeys(df["corpus"]))
+    corpora = sorted(dict.fromkeys(df["corpus"]), key=lambda c: (c in ("overall", "all"), c))  # overall last
     fig = make_subplots(rows=1, cols=len(corpora), subplot_titles=corpora, shared_yaxes=True, horizontal_spacing=0.03)
     palette = {"clean": "#4C78A8", "telephone": "#E45756"}
     seen = set()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,9 @@ def app_url(tmp_path_factory):
     preds["confidence"] = 0.6
     for e in EMOTIONS:
         preds[f"p_{e}"] = np.where(preds["predicted"] == e, 0.6, 0.4 / (len(EMOTIONS) - 1))
-    evaluation = evaluate_predictions(preds, list(EMOTIONS)).to_json()
+    with warnings.catch_warnings():  # the shifted answers include emotions a corpus lacks
+        warnings.simplefilter("ignore", UserWarning)
+        evaluation = evaluate_predictions(preds, list(EMOTIONS)).to_json()
     bundle = ModelBundle.create(seed_cnn1d(num_classes=len(EMOTIONS)), name="tiny", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd())
     bundle.save(base / "models" / "tiny", evaluation=evaluation)
     env = {**os.environ, "SER_DATA_DIR": str(data), "SER_MODELS_DIR": str(base / "models"), "SER_MODEL": str(base / "models" / "tiny")}

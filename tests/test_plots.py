@@ -166,6 +166,6 @@ def test_metrics_by_corpus_and_model_comparison():
         ]
     )
     fig = plots.model_comparison(rows)
-    assert [a.text for a in fig.layout.annotations] == ["RAVDESS", "overall"]
+    assert [a.text for a in fig.layout.annotations] == ["RAVDESS", "overall"]  # overall last
     assert [t.showlegend for t in fig.data] == [True, True, False, False]  # one legend entry per condition
     assert list(fig.data[0].y) == [0.3, 0.6]

@@ -334,6 +334,7 @@ def test_job_failures_become_messages(caplog):
     assert "Traceback" in caplog.text
 
 
+@pytest.mark.slow
 def test_training_survives_streamlits_keras_session_resets(tmp_path):
     """Streamlit calls keras.backend.clear_session() after every script run; a training job
     must not be broken by it (a thread-based one failed with duplicate layer names)."""

@@ -266,6 +266,7 @@ def _wait(at: AppTest, key: str, seconds: float = 240) -> None:
         at.run()  # what the page's polling fragment does in the browser
 
 
+@pytest.mark.slow
 def test_training_one_epoch_saves_a_bundle(with_data):
     from ser_lib.bundle import ModelBundle
 
@@ -296,6 +297,7 @@ def test_training_refuses_to_overwrite_without_asking(with_data):
     assert "training_job" not in at.session_state
 
 
+@pytest.mark.slow
 def test_training_cancel(with_data):
     at = open_page("pages/3_Training.py")
     at.selectbox(key="training_model").set_value("seed_cnn1d")

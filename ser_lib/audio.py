@@ -56,7 +56,8 @@ class AudioInfo:
 def _name(source: AudioSource) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
-    return getattr(source, "name", None) or "<audio bytes>"
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) and name else "the uploaded audio"
 
 
 def _open(source: AudioSource) -> sf.SoundFile:

@@ -104,7 +104,7 @@ def test_resample_rejects_bad_rates():
 
 
 def test_unreadable_bytes():
-    with pytest.raises(UnreadableAudioError, match=r"Could not read <audio bytes> as audio"):
+    with pytest.raises(UnreadableAudioError, match=r"Could not read the uploaded audio as audio"):
         load_audio(b"this is not audio at all" * 10)
 
 

@@ -130,22 +130,27 @@ def bench_calls(bundle, folder: Path) -> dict:
 
 
 def long_call_file(folder: Path, *, seconds: float, corpora, model, seed: int = 1, name: str = "long", subtype: str = "PCM_16", sr: int = 16_000) -> Path:
-    """A stereo call of exactly ``seconds`` from held-out clips, written to ``folder``."""
-    from ser_lib.audio import resample, write_audio
+    """A stereo call of exactly ``seconds`` from held-out clips, written piece by piece to ``folder``
+    (so even a 2-hour call never sits in memory here)."""
+    import soundfile as sf
+
+    from ser_lib.audio import resample
     from ser_lib.corpora import find_corpora
 
     manifest = find_corpora(corpora or mc.default_corpora(), durations=False).manifest
     speakers, _ = mc.held_out_speakers(manifest, model)
     rng = np.random.default_rng(seed)
-    parts, total = [], 0
-    while total < seconds * 16_000:
-        x, _ = mc.build_call(manifest, speakers, name=name, n_turns=40, rng=rng)
-        parts.append(x)
-        total += x.shape[1]
-    x = np.concatenate(parts, axis=1)[:, : int(seconds * 16_000)]
-    if sr != 16_000:
-        x = resample(x.T, orig_sr=16_000, target_sr=sr).T
-    return write_audio(folder / f"{name}.wav", x, sr=sr, subtype=subtype)
+    path = folder / f"{name}.wav"
+    left = int(round(seconds * sr))
+    with sf.SoundFile(str(path), "w", samplerate=sr, channels=2, subtype=subtype, format="WAV") as f:
+        while left > 0:
+            x, _ = mc.build_call(manifest, speakers, name=name, n_turns=40, rng=rng)
+            if sr != 16_000:
+                x = resample(x.T, orig_sr=16_000, target_sr=sr).T
+            piece = np.clip(x[:, :left].T, -1.0, 1.0)
+            f.write(piece)
+            left -= len(piece)
+    return path
 
 
 def bench_speed(bundle, path: Path) -> dict:
@@ -234,19 +239,51 @@ def bench_streaming(bundle, path: Path, offline, *, packet_s: float = 0.02) -> d
 # --- 4. memory ------------------------------------------------------------------------------------------
 
 
-def _memory_child(model: str, path: str) -> None:
+def held_out_sibling(model: str) -> str | None:
+    """For a final model trained on every speaker (``--split none --metrics-from X``): the bundle X,
+    trained without the test speakers, on which accuracy can be measured honestly."""
+    import re
+
+    card_path = Path(model) / "card.json"
+    if not card_path.is_file():
+        return None
+    training = json.loads(card_path.read_text()).get("training") or {}
+    if training.get("split") != "none":
+        return None
+    found = re.search(r"--metrics-from\s+(\S+)", str(training.get("command", "")))
+    if not found:
+        return None
+    for base in (Path.cwd(), REPO_ROOT):
+        candidate = base / found.group(1)
+        if (candidate / "card.json").is_file():
+            return str(candidate)
+    return None
+
+
+def _load(model: str, *, keras_head: bool):
+    """The bundle as ``analyze-call`` loads it (head in NumPy), or through Keras with ``keras_head``."""
+    from ser_lib.head_numpy import load_for_calls
+
+    return load_for_calls(model, numpy_head=not keras_head)
+
+
+def _memory_child(model: str, path: str, *, keras_head: bool) -> None:
     """Run in a fresh process: load the model, analyse ``path``, print JSON with memory figures."""
-    from ser_lib.bundle import ModelBundle
     from ser_lib.timeline import analyze_call
 
-    bundle = ModelBundle.load(model)
+    bundle = _load(model, keras_head=keras_head)
     bundle.encoder()
     analyze_call(np.zeros((2, 16_000), np.float32), bundle=bundle, sr=16_000)  # load the VAD and warm the head
     base = _rss_mb()
     samples = []
+    import tracemalloc
+
+    tracemalloc.start()
     t0 = time.perf_counter()
     res = analyze_call(path, bundle=bundle, progress=lambda d, t: samples.append((round(d), round(_rss_mb(), 1))))
     wall = time.perf_counter() - t0
+    traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
     print(
         json.dumps(
             {
@@ -254,18 +291,21 @@ def _memory_child(model: str, path: str) -> None:
                 "wall_s": round(wall, 1),
                 "rss_after_model_mb": round(base, 1),
                 "peak_rss_mb": round(_peak_mb(), 1),
+                "python_heap_peak_mb": round(traced_peak, 1),
                 "rss_during_mb": [samples[int(i)] for i in np.linspace(0, len(samples) - 1, min(len(samples), 8))],
                 "windows": len(res.windows),
+                "head": type(bundle).__name__,
+                "tensorflow_loaded": "tensorflow" in sys.modules,
             }
         )
     )
 
 
-def bench_memory(model: str, folder: Path, *, minutes: tuple[float, ...], corpora) -> dict:
+def bench_memory(model: str, folder: Path, *, minutes: tuple[float, ...], corpora, keras_head: bool = False) -> dict:
     out = {}
     for m in minutes:
         path = long_call_file(folder, seconds=m * 60, corpora=corpora, model=model, seed=7, name=f"mem{int(m)}", subtype="ULAW", sr=8000)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(path), "--model", model]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(path), "--model", model] + (["--keras-head"] if keras_head else [])
         done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         if done.returncode != 0:
             raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
@@ -304,10 +344,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="bundle folder (default: $SER_MODEL, then models/default)")
     p.add_argument("--calls", help="folder made by make_calls.py (default: build calls in a temporary folder)")
+    p.add_argument(
+        "--accuracy-model",
+        help="bundle for the accuracy figures (calls, telephone); default: --model, or, when --model was trained on every "
+        "speaker with --metrics-from X, the held-out bundle X",
+    )
     p.add_argument("--corpora", help="corpora folder (default $SER_SHARED_CORPORA, $SER_DATA_DIR, then ../shared/corpora)")
     p.add_argument("--quick", action="store_true", help="smaller figures: 3 calls, 3-minute speed call, 20-minute memory call, 150 clips")
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
     p.add_argument("--json", metavar="OUT", help="write every figure to OUT")
+    p.add_argument(
+        "--keras-head",
+        action="store_true",
+        help="run the head through Keras/TensorFlow (as the dashboard does) instead of NumPy (as analyze-call does)",
+    )
     p.add_argument("--memory-child", metavar="FILE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -315,27 +365,31 @@ def main(argv: list[str] | None = None) -> int:
 
     model = str(Path(args.model) if args.model else default_model_path())
     if args.memory_child:
-        _memory_child(model, args.memory_child)
+        _memory_child(model, args.memory_child, keras_head=args.keras_head)
         return 0
 
-    from ser_lib.bundle import ModelBundle
-
-    bundle = ModelBundle.load(model)
+    bundle = _load(model, keras_head=args.keras_head)
     report: dict = {
         "model": bundle.describe(),
+        "head": "keras" if args.keras_head else type(bundle).__name__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "load_average_at_start": os.getloadavg(),
         "quick": args.quick,
     }
-    print(f"Model: {report['model']}  Machine: {report['machine']}  load {report['load_average_at_start'][0]:.1f}")
+    print(f"Model: {report['model']} (head run by {report['head']})  Machine: {report['machine']}  load {report['load_average_at_start'][0]:.1f}")
+    accuracy_model = args.accuracy_model or held_out_sibling(model) or model
+    accuracy_bundle = bundle if accuracy_model == model else _load(accuracy_model, keras_head=args.keras_head)
+    report["accuracy_model"] = accuracy_bundle.describe()
+    if accuracy_model != model:
+        print(f"Accuracy figures with {accuracy_model} ({report['accuracy_model']}): {model} was trained on every speaker")
     with tempfile.TemporaryDirectory(prefix="bench_calls_") as tmp:
         tmp = Path(tmp)
         if "calls" not in args.skip:
             folder = Path(args.calls) if args.calls else tmp / "calls"
             if not (folder / "calls.json").is_file():
                 n_calls, n_turns = (3, 10) if args.quick else (8, 12)
-                mc.make_calls(folder, corpora=args.corpora, model=model, n_calls=n_calls, n_turns=n_turns)
-            r = report["calls"] = bench_calls(bundle, folder)
+                mc.make_calls(folder, corpora=args.corpora, model=accuracy_model, n_calls=n_calls, n_turns=n_turns)
+            r = report["calls"] = bench_calls(accuracy_bundle, folder)
             print(f"\n1. Calls: {r['calls']} calls, {r['turns']} turns; held-out speakers: {r['held_out']}")
             for version in ("stereo", "mono8k"):
                 v = r[version]
@@ -382,17 +436,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if "memory" not in args.skip:
             minutes = (10.0, 20.0) if args.quick else (10.0, 120.0)
-            r = report["memory"] = bench_memory(model, tmp, minutes=minutes, corpora=args.corpora)
+            r = report["memory"] = bench_memory(model, tmp, minutes=minutes, corpora=args.corpora, keras_head=args.keras_head)
             print("\n4. Memory (fresh process, 8 kHz mu-law stereo from disk):")
             for k, v in r.items():
                 if isinstance(v, dict):
                     print(
-                        f"   {k}: peak RSS {v['peak_rss_mb']:.0f} MB (after loading the model {v['rss_after_model_mb']:.0f} MB), "
+                        f"   {k}: peak RSS {v['peak_rss_mb']:.0f} MB (after loading the model {v['rss_after_model_mb']:.0f} MB; "
+                        f"Python heap peak during the analysis {v['python_heap_peak_mb']:.0f} MB), "
                         f"{v['wall_s']:.0f} s; RSS during the call (s, MB): {v['rss_during_mb']}"
                     )
             print("   target: under 1024 MB")
         if "telephone" not in args.skip:
-            r = report["telephone"] = bench_telephone(bundle, corpora=args.corpora, model=model, n=150 if args.quick else 600)
+            r = report["telephone"] = bench_telephone(accuracy_bundle, corpora=args.corpora, model=accuracy_model, n=150 if args.quick else 600)
             print(
                 f"\n5. Telephone: {r['clips']} held-out clips: clean WA {r['clean']['WA']:.3f} UA {r['clean']['UA']:.3f}; "
                 f"8 kHz mu-law WA {r['telephone']['WA']:.3f} UA {r['telephone']['UA']:.3f}"

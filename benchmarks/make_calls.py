@@ -17,9 +17,11 @@ Every call is written twice:
 plus ``NAME.json`` with the turns (role, emotion, start_s, end_s, speaker, clips) and
 ``calls.json`` listing the calls.
 
-Held-out speakers: ``training.test_speakers`` of the model's ``card.json`` when it lists some;
-otherwise (no card, or a model trained on every speaker) a deterministic rule: per corpus the
-last 20% of its speakers in sorted order (at least one). The rule used is printed and stored.
+Held-out speakers: ``training.test_speakers`` of the model's ``card.json`` when it lists some; for
+a final model trained on every speaker, the test speakers of the held-out run its metrics come from
+(``training.held_out_run.test_speakers``; accuracy on them should then be measured with that run's
+bundle, which ``bench_calls.py`` does); otherwise a deterministic rule: per corpus the last 20% of
+its speakers in sorted order (at least one). The choice is printed and stored in ``calls.json``.
 
 Usage::
 
@@ -91,6 +93,16 @@ def held_out_speakers(manifest, model: str | os.PathLike | None) -> tuple[list[s
         training = card.get("training") or {}
         listed = [s for s in training.get("test_speakers") or [] if s in set(manifest["speaker"])]
         trained = set(training.get("train_speakers") or [])
+        if not listed:  # a final model trained on everyone, with metrics from a held-out run
+            run = training.get("held_out_run") or {}
+            sibling = [s for s in run.get("test_speakers") or [] if s in set(manifest["speaker"])]
+            if sibling:
+                note = (
+                    f"the held-out run's test speakers recorded in {card_path} ({len(sibling)} speakers)"
+                    + ("; WARNING: this model was trained on them too, so its accuracy on them is optimistic: "
+                       "measure accuracy with the held-out run's bundle" if set(sibling) & trained else "")
+                )
+                return sorted(sibling), note
     if listed:
         return sorted(listed), f"the test speakers of {card_path} ({len(listed)} speakers, never seen in training)"
     chosen = []

@@ -34,14 +34,17 @@ lies in [-1, 1].
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
 import os
 import struct
+import sys
 import time
 import weakref
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
@@ -54,6 +57,13 @@ from .errors import ParameterError, UnreadableAudioError
 from .vad import SpeechRegion, StreamingVAD, VADSettings
 
 logger = logging.getLogger(__name__)
+
+# oneDNN (used by CTranslate2's encoder and by TensorFlow) caches compiled kernels per input
+# shape, 1024 by default. Every speech region has its own length, so over a long call the cache
+# (and the process) keeps growing: measured +170 MB over 600 encodes of random lengths, flat with
+# a capacity of 4 to 8 and no loss of speed. Read once, when oneDNN creates its first kernel; an
+# explicit setting wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
 
 #: Roles of a stereo call: channel 0 (left) and channel 1 (right).
 DEFAULT_ROLES: tuple[str, str] = ("agent", "customer")
@@ -1117,6 +1127,28 @@ class StreamingAnalyzer:
 # --- offline: a call from disk -------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``), between blocks of a call.
+
+    The encoder allocates differently sized buffers for every speech region; without this the
+    freed pieces stay mapped and a 2-hour call's resident memory creeps up by ~100 MB an hour
+    although nothing is kept. A no-op where glibc is not the allocator.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def check_complete(source: AudioSource) -> None:
     """Raise :class:`UnreadableAudioError` if a WAV file's header promises more audio than it holds.
 
@@ -1235,6 +1267,7 @@ def analyze_call(
         source = io.BytesIO(source)
     for block in iter_blocks(source, sr=SAMPLE_RATE, block_seconds=block_seconds):
         analyzer.feed(block)
+        release_memory()
         if progress:
             progress(min(analyzer.position_s, total), total)
     analyzer.finish()

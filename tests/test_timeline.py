@@ -393,3 +393,46 @@ def test_cli_analyze_calls_is_resumable(bundle, call, tmp_path, capsys):
     assert [r["file"] for r in rows].count("a.wav") == 2 and rows[-1]["file"] == "d.wav"
     with pytest.raises(ParameterError, match="not a folder"):
         _cli(["analyze-calls", str(tmp_path / "nope"), "--out", str(out)])
+
+
+# --- the NumPy head -------------------------------------------------------------------------------------
+
+
+def test_numpy_head_gives_the_keras_probabilities(bundle):
+    from ser_lib.head_numpy import load_for_calls
+
+    lite = load_for_calls(bundle.path)
+    assert type(lite).__name__ == "LiteBundle" and lite.labels == bundle.labels
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((n, 512)).astype(np.float32) for n in (150, 150, 97, 51, 1)]
+    np.testing.assert_allclose(lite.probabilities_from_features(xs), bundle.probabilities_from_features(xs), atol=1e-5)
+    with pytest.raises(Exception, match="cannot be saved"):
+        lite.save(bundle.path.parent / "copy")
+
+
+def test_other_models_load_through_keras(tmp_path):
+    from ser_lib.bundle import ModelBundle
+    from ser_lib.features import LogMelFrontEnd
+    from ser_lib.head_numpy import load_for_calls
+    from ser_lib.models import logmel_cnn
+
+    ModelBundle.create(logmel_cnn(num_classes=len(EMOTIONS)), name="lm", model_type="logmel_cnn", labels=list(EMOTIONS), frontend=LogMelFrontEnd()).save(tmp_path / "lm")
+    assert type(load_for_calls(tmp_path / "lm")) is ModelBundle
+
+
+def test_the_call_command_never_imports_tensorflow(bundle, call, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "call.wav"
+    sf.write(path, call[:, : 8 * SR].T, SR)
+    script = (
+        "import sys; from ser_lib.cli import main; "
+        f"code = main(['analyze-call', {str(path)!r}, '--model', {str(bundle.path)!r}, '--quiet', '--json', {str(tmp_path / 'o.json')!r}]); "
+        "print('tensorflow' in sys.modules, code)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "False 0", done.stderr[-2000:]
+    assert json.loads((tmp_path / "o.json").read_text())["segments"]

@@ -224,9 +224,9 @@ def test_streaming_agrees_with_offline(bundle, call, offline):
     np.testing.assert_allclose(offline.segments["start_s"], live.segments["start_s"])
 
 
-def test_streaming_with_the_offline_encoder_chunks_is_identical(bundle, call, offline):
-    """Same encoder chunking: 20 ms packets give exactly the offline result (one engine, any chunk size)."""
-    live = _stream(bundle, call, chunk_s=10.0, context_s=0.0).result()
+def test_streaming_with_complete_chunks_only_is_identical(bundle, call, offline):
+    """Waiting for complete encoder chunks: 20 ms packets give exactly the offline result (one engine)."""
+    live = _stream(bundle, call, grow=False).result()
     cols = ["channel", "start_s", "end_s", "emotion", *[f"p_{lab}" for lab in bundle.labels]]
     key = ["channel", "start_s"]
     pd.testing.assert_frame_equal(
@@ -260,7 +260,7 @@ def test_int16_and_pcm_bytes_are_accepted(bundle, call):
 def test_memory_stays_bounded_on_long_speech(bundle):
     """A 40 s monologue: the audio and frame buffers hold a few seconds, not the whole region."""
     y = speechlike(40.0, seed=5)
-    analyzer = StreamingAnalyzer(bundle, sr=SR, channels=1, chunk_s=10.0, context_s=0.0)
+    analyzer = StreamingAnalyzer(bundle, sr=SR, channels=1, chunk_s=10.0, grow=False)
     track = analyzer._tracks[0]
     most_audio = most_frames = 0
     for i in range(0, len(y), SR):

@@ -59,19 +59,19 @@ def show(rows: list[dict]) -> None:
         print(f"  {r['model']:<14} {r['protocol']:<8} {r['condition']:<10} {r['corpus']:<8} WA {r['WA']:.3f}  UA {r['UA']:.3f}  F1 {r['macro_f1']:.3f}  n {r['n']}")
 
 
-def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None, *, augment: bool = True, label: str | None = None) -> list[dict]:
+def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None, *, augment: bool = True, label: str | None = None, views: tuple[str, ...] = ("telephone",)) -> list[dict]:
     t = time.time()
     def report(event: dict) -> None:
         if event.get("stage") == "epoch":
             logs = " ".join(f"{k} {event[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in event)
             print(f"  epoch {event['epoch']}/{event['epochs']} {time.time() - t:.0f} s  {logs}", flush=True)
 
-    cfg = TrainConfig(model_type=model_type, split=split, epochs=epochs, augment=augment, telephone_eval=model_type == "encoder_head")
+    cfg = TrainConfig(model_type=model_type, split=split, epochs=epochs, augment=augment, telephone_eval=model_type == "encoder_head", encoder_views=views)
     res = train(manifest, cfg, progress=report)
     secs = time.time() - t
     print(f"{model_type} / {split}: {secs:.0f} s in all, {len(res.history)} epochs")
-    if save_dir and label is None:
-        name = f"{model_type.replace('_', '-')}-{'heldout' if split == 'speaker' else split}"
+    if save_dir and augment:
+        name = f"{(label or model_type).replace('_', '-')}-{'heldout' if split == 'speaker' else split}"
         res.bundle.card["training"]["command"] = "python " + " ".join(sys.argv)
         folder = res.bundle.save(Path(save_dir) / name, evaluation=res.evaluation.to_json(), overwrite=True)
         res.history.to_csv(folder / "history.csv")
@@ -135,6 +135,8 @@ def main() -> int:
             rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, args.save_dir)
         elif what == "encoder_head_noaug":  # ablation: what the telephone-channel augmentation buys
             rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, augment=False, label=what)
+        elif what == "encoder_head_pitch":  # adds pitch-shifted copies (other voices) to the telephone ones
+            rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, args.save_dir, label=what, views=("telephone", "pitch"))
         else:
             raise SystemExit(f"unknown --only {what}")
         show(rows)

@@ -24,10 +24,10 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .audio import load_audio
-from .augment import notebook_variants, telephone_channel
+from .augment import PitchShift, notebook_variants, telephone_channel
 from .cache import FeatureCache
 from .config import SAMPLE_RATE
-from .errors import SERError
+from .errors import ParameterError, SERError
 from .features import LogMelFrontEnd, SeedFrontEnd, seed_features
 
 logger = logging.getLogger(__name__)
@@ -79,23 +79,41 @@ class LogMelExtractor:
 
 @dataclass(frozen=True)
 class EncoderExtractor:
-    """Encoder frames of one file [shape=(t, dim)], float16, clean or through the telephone channel."""
+    """Encoder frames of one file [shape=(t, dim)], float16, for one *view* of the clip.
+
+    Views: ``clean``; ``telephone`` (8 kHz band-limit and mu-law); ``pitch`` (shifted by 1-3
+    semitones up or down, chosen per file from ``seed``: a cheap stand-in for other speakers'
+    voices); ``pitch+telephone`` (both).
+    """
 
     backbone: str = "whisper-base"
     view: str = "clean"
     threads: int = 1
+    seed: int = 0
 
     def settings(self) -> dict:
         from .backbone import weights_sha256
 
-        return {"extractor": "encoder", "backbone": self.backbone, "sha256": weights_sha256(self.backbone), "view": self.view, "version": 1}
+        out = {"extractor": "encoder", "backbone": self.backbone, "sha256": weights_sha256(self.backbone), "view": self.view, "version": 1}
+        if "pitch" in self.view:
+            out["seed"] = self.seed
+        return out
 
     def __call__(self, path: str) -> np.ndarray:
         encoder = _worker_encoder(self.backbone, self.threads)
         y = load_audio(path, sr=SAMPLE_RATE)
-        if self.view == "telephone":
+        if self.view not in ENCODER_VIEWS:
+            raise ParameterError(f"Unknown view {self.view!r}: expected one of {ENCODER_VIEWS}")
+        if "pitch" in self.view:
+            rng = np.random.default_rng(file_seed(path, self.seed))
+            steps = float(rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 3.0))
+            y = PitchShift(min_semitones=steps, max_semitones=steps)(y, SAMPLE_RATE, rng=rng)
+        if "telephone" in self.view:
             y = telephone_channel(y, sr=SAMPLE_RATE)
         return encoder.encode(y).astype(np.float16)
+
+
+ENCODER_VIEWS: tuple[str, ...] = ("clean", "telephone", "pitch", "pitch+telephone")
 
 
 _worker_state: dict = {}

@@ -54,6 +54,8 @@ class TrainConfig:
     patience: int = 8
     telephone_eval: bool = True
     n_jobs: int | None = None
+    #: Encoder head only: the augmented views of each training clip drawn besides the clean one.
+    encoder_views: tuple[str, ...] = ("telephone",)
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
@@ -311,15 +313,16 @@ def train(
         ok = np.array([v is not None for v in values])
         train_ids = [i for i in split.train if ok[i]]
         views = [[values[i]] for i in train_ids]
-        need_tel = cfg.augment or (cfg.telephone_eval and len(split.test))
-        tel_ids = train_ids + [i for i in split.test if ok[i]] if need_tel else []
-        if need_tel:
-            tel, _ = _features(EncoderExtractor(frontend.backbone, "telephone"), [paths[i] for i in tel_ids], progress, cfg.n_jobs, f"{frontend.backbone} telephone frames")
-            tel_by_id = dict(zip(tel_ids, tel))
-            if cfg.augment:
-                for clip_views, i in zip(views, train_ids):
-                    if tel_by_id[i] is not None:
-                        clip_views.append(tel_by_id[i])
+        if cfg.augment:
+            for view in cfg.encoder_views:
+                extra, _ = _features(EncoderExtractor(frontend.backbone, view, seed=cfg.seed), [paths[i] for i in train_ids], progress, cfg.n_jobs, f"{frontend.backbone} {view} frames")
+                for clip_views, v in zip(views, extra):
+                    if v is not None:
+                        clip_views.append(v)
+        test_ids_ok = [i for i in split.test if ok[i]]
+        if cfg.telephone_eval and test_ids_ok:
+            tel, _ = _features(EncoderExtractor(frontend.backbone, "telephone"), [paths[i] for i in test_ids_ok], progress, cfg.n_jobs, f"{frontend.backbone} telephone frames (test)")
+            tel_by_id = dict(zip(test_ids_ok, tel))
             tel_test = [tel_by_id.get(i) for i in split.test]
         model = encoder_head((None, frontend_dim(frontend)), len(labels), learning_rate=cfg.learning_rate)
         data = _FrameBatches(views, onehot[y_all[train_ids]], batch_size=cfg.batch_size, n_frames=frontend.train_frames, rng=rng)

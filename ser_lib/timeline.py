@@ -49,7 +49,7 @@ import weakref
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -628,7 +628,7 @@ class _Region:
         self.encoded = 0  # samples of the region encoded so far
         self.partial: np.ndarray | None = None  # frames of the chunk in progress, encoded so far (live only)
         self.next_k = 0  # next grid window
-        self.pending: list[list] = []  # [start, end, raw, ready_s] of scored windows not yet final
+        self.pending: list[list] = []  # [start, end, raw, ready_s, partial] of scored windows not yet final
         self.history: list[np.ndarray] = []  # raw of the last final windows (the median's left side)
         self.closed = False
         self.tail_done = False
@@ -728,6 +728,10 @@ class _Track:
                 self._encode(r, r.encoded, r.encoded + step)
             if final and r.encoded < available:
                 self._encode(r, r.encoded, available)
+            for e in r.pending:  # windows scored from a chunk in progress that is now complete: score
+                if e[4] and e[1] <= r.encoded:  # them again from its final frames, as offline does
+                    e[4] = False
+                    jobs.append(_Job(e, self._window_input(r, e[0], e[1])))
             ready = r.encoded
             if o.grow and not final and r.encoded < r.next_k * o._hop + o._window <= available:
                 # live: a window ends inside the chunk in progress; encode that chunk as far as it
@@ -771,26 +775,31 @@ class _Track:
 
     def _queue(self, r: _Region, a: int, b: int, jobs: list[_Job]) -> None:
         o = self.owner
-        if o.encoder:
-            frames = r.frames
-            if r.partial is not None and b > r.encoded:
-                frames = r.partial if frames is None or len(frames) == 0 else np.concatenate([frames, r.partial])
-                if r.frames is None or len(r.frames) == 0:
-                    r.frames0 = r.encoded // _HOP
-            f0 = int(round(a / _HOP)) - r.frames0
-            f1 = min(len(frames), int(round(b / _HOP)) - r.frames0)
-            x = frames[f0 : max(f0 + 1, f1)]
-        else:
-            x = o.bundle.features(self._audio(r.start + a, r.start + b), sr=SAMPLE_RATE)
-        entry = [a, b, None, 0.0]
+        entry = [a, b, None, 0.0, bool(o.encoder and b > r.encoded)]  # start, end, raw, ready_s, from a partial chunk
         r.pending.append(entry)
-        jobs.append(_Job(entry, x))
-        # frames older than the next window (or a tail window one hop back) are no longer needed
-        if o.encoder and r.frames is not None:
-            keep = max(0, (r.next_k - 1) * o._hop // _HOP - r.frames0) if not r.closed else 0
+        jobs.append(_Job(entry, self._window_input(r, a, b)))
+        # frames before the earliest window still to be final (or a tail window one hop back) are no longer needed
+        if o.encoder and r.frames is not None and not r.closed:
+            first = min([e[0] for e in r.pending] + [(r.next_k - 1) * o._hop])
+            keep = max(0, first // _HOP - r.frames0)
             if keep > 0:
                 r.frames = r.frames[keep:]
                 r.frames0 += keep
+
+    def _window_input(self, r: _Region, a: int, b: int) -> np.ndarray:
+        """What the model sees for samples [a, b) of region ``r``: its encoder frames (those of the
+        chunk in progress where the window reaches into it), or its features."""
+        o = self.owner
+        if not o.encoder:
+            return o.bundle.features(self._audio(r.start + a, r.start + b), sr=SAMPLE_RATE)
+        frames = r.frames
+        if r.partial is not None and b > r.encoded:
+            frames = r.partial if frames is None or len(frames) == 0 else np.concatenate([frames, r.partial])
+            if r.frames is None or len(r.frames) == 0:
+                r.frames0 = r.encoded // _HOP
+        f0 = int(round(a / _HOP)) - r.frames0
+        f1 = min(len(frames), int(round(b / _HOP)) - r.frames0)
+        return frames[f0 : max(f0 + 1, f1)]
 
     # results -----------------------------------------------------------------------------------------
     def emit(self, position_s: float) -> list[WindowResult]:
@@ -807,7 +816,7 @@ class _Track:
         radius = int(o.settings.smooth)
         out = []
         while r.pending and (r.closed or len(r.pending) > radius):
-            a, b, raw, ready = r.pending[0]
+            a, b, raw, ready = r.pending[0][:4]
             left = r.history[-radius:] if radius else []
             seq = [*left, raw, *[p[2] for p in r.pending[1 : 1 + radius]]]
             smoothed = _median_at(seq, len(left), radius)
@@ -836,7 +845,7 @@ class _Track:
         r = self.region
         if r is None:
             return []
-        return [(r.index, r.start + a, r.start + b, raw) for a, b, raw, _ in r.pending if raw is not None]
+        return [(r.index, r.start + e[0], r.start + e[1], e[2]) for e in r.pending if e[2] is not None]
 
     def speech_rows(self, position: int) -> list[dict]:
         rows = [

@@ -13,14 +13,16 @@ segmentation code. Per channel (one party per channel in a stereo recording; the
    shorter than a window but at least ``min_window_s`` long is judged as one window; shorter
    speech (a "yes") is counted as speech but gets no emotion.
 3. **Encoder frames** - for encoder bundles, the encoder runs once over each region's audio in
-   consecutive chunks of one window (3 s) from the region start, and every window is pooled from
-   the frames it covers (:meth:`ModelBundle.probabilities_from_frames`) instead of re-encoding
-   overlapping windows. 3 s chunks cost no more encoder time per second than 10 s ones (measured:
-   11 ms/s against 12.6 ms/s), and a window aligned with a chunk is encoded exactly as the models'
-   training clips were. Live, when a window ends inside the chunk in progress, that chunk is
-   encoded as far as it goes (same start, so the same positions as when it is complete); once the
-   chunk is complete its frames are those of the offline analysis. So offline and live share every
-   complete chunk, and differ only where a live window used a chunk still in progress.
+   consecutive chunks from the region start, one window (3 s) and then ``smooth + 1`` hops (2 s)
+   each, and every window is pooled from the frames it covers
+   (:meth:`ModelBundle.probabilities_from_frames`) instead of re-encoding overlapping windows. These
+   short chunks cost no more encoder time per second than the front end's 10 s (measured on the
+   same 5 minutes of speech: equal within the noise of a shared machine) and resemble how the
+   training clips (1.5-5 s, encoded alone) were encoded. Live, a window that ends inside the chunk
+   in progress is scored from that chunk encoded so far (same start, so the same positions), and
+   scored again from the complete chunk before its smoothed result is final: the chunk length is
+   chosen so that it is always complete by then. Offline and live results therefore differ only
+   where the smoothing median used a neighbour still scored from a chunk in progress.
 4. **Smoothing** - each window's probabilities are replaced by the per-class median over itself
    and its ``smooth`` neighbours on each side within the region, renormalised; one stray window
    cannot flip a segment. A window is final once its right neighbour exists (one hop later).
@@ -135,8 +137,17 @@ class TimelineSettings:
         if not isinstance(self.vad, VADSettings):
             raise ParameterError(f"vad must be a VADSettings, got {type(self.vad).__name__}")
 
+    @property
+    def chunk_s(self) -> float:
+        """Seconds per encoder chunk after a region's first (which is one window): ``smooth + 1`` hops,
+        at least the encoder's 2 s minimum input. A live window's result is final ``smooth`` hops
+        after its audio, and by then the chunk its audio ends in is complete, so it is scored from
+        the offline frames."""
+        hops = max(int(self.smooth) + 1, int(np.ceil(2.0 / self.hop_s - 1e-9)))
+        return round(hops * self.hop_s, 6)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "chunk_s": self.chunk_s}
 
 
 # --- sentiment, roles, smoothing ------------------------------------------------------------------
@@ -927,7 +938,8 @@ class StreamingAnalyzer:
     settings : TimelineSettings or None
         Windows, smoothing, segments and VAD (shared with :func:`analyze_call`).
     chunk_s : float or None
-        Seconds of speech per encoder chunk, from each region's start (default: ``window_s``).
+        Seconds of speech per encoder chunk after a region's first chunk (which is one window long);
+        default :attr:`TimelineSettings.chunk_s` (2 s).
     context_s : float
         Seconds of audio before each chunk also fed to the encoder (default 0: chunks as offline).
     grow : bool
@@ -978,7 +990,7 @@ class StreamingAnalyzer:
         self.encoder = bool(getattr(bundle, "frame_rate", None))
         if self.encoder and bundle.frame_rate != _FRAME_RATE:
             raise ParameterError(f"{bundle.name} has {bundle.frame_rate} frames per second; the timeline expects {_FRAME_RATE}")
-        chunk_s = settings.window_s if chunk_s is None else chunk_s
+        chunk_s = settings.chunk_s if chunk_s is None else chunk_s
         self.grow = bool(grow)
         self._chunk = _frames_of(chunk_s, "chunk_s") * _HOP
         self._context = _frames_of(context_s, "context_s") * _HOP
@@ -1141,6 +1153,7 @@ class StreamingAnalyzer:
             segments, windows, speech, duration_s=duration, roles=self.roles, labels=self.labels, settings=self.settings, name=source or self.name
         )
         settings = {**self.settings.to_dict(), "chunk_s": self.chunk_s, "context_s": self.context_s, "grow": self.grow}
+        settings["vad"] = asdict(self.settings.vad)
         model = self.bundle.describe() if hasattr(self.bundle, "describe") else ""
         stats = {
             "vad_s": round(self.vad_seconds, 3),

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-size", type=float, default=0.2, help="share of each corpus's speakers held out (default 0.2)")
     t.add_argument("--corpora", nargs="+", metavar="NAME", help="train on these corpora only (RAVDESS SAVEE TESS CREMA-D)")
     t.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    t.add_argument("--encoder-views", nargs="+", default=["telephone"], choices=["telephone", "pitch", "pitch+telephone"], help="encoder_head: augmented copies of each training clip besides the clean one (default: telephone)")
+    t.add_argument("--encoder-views", nargs="+", default=["telephone", "pitch"], choices=["telephone", "pitch", "pitch+telephone"], help="encoder_head: augmented copies of each training clip besides the clean one, one drawn at random each time (default: telephone pitch)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--metrics-from", metavar="BUNDLE", help="copy held-out metrics and evaluation from this bundle (for a final model trained with --split none)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (needed for models/default)")

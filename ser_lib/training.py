@@ -55,7 +55,7 @@ class TrainConfig:
     telephone_eval: bool = True
     n_jobs: int | None = None
     #: Encoder head only: the augmented views of each training clip drawn besides the clean one.
-    encoder_views: tuple[str, ...] = ("telephone",)
+    encoder_views: tuple[str, ...] = ("telephone", "pitch")
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:

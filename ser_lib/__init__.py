@@ -20,4 +20,12 @@ Modules, one per concern:
 - :mod:`ser_lib.plots`: plotly figure builders.
 """
 
+import os as _os
+
+# Bound oneDNN's kernel cache (CTranslate2's encoder and TensorFlow use it; it is read once, when the
+# first kernel is made) before either loads: every
+# speech region of a call has its own length, and with the default capacity a long call analysis
+# grew by 170 MB over 600 encodes; with 8 it stays flat at the same speed. An explicit setting wins.
+_os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
+
 __version__ = "0.1.0"

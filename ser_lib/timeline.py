@@ -63,12 +63,6 @@ from .vad import SpeechRegion, StreamingVAD, VADSettings
 
 logger = logging.getLogger(__name__)
 
-# oneDNN (used by CTranslate2's encoder and by TensorFlow) caches compiled kernels per input
-# shape, 1024 by default. Every speech region has its own length, so over a long call the cache
-# (and the process) keeps growing: measured +170 MB over 600 encodes of random lengths, flat with
-# a capacity of 4 to 8 and no loss of speed. Read once, when oneDNN creates its first kernel; an
-# explicit setting wins.
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
 
 #: Roles of a stereo call: channel 0 (left) and channel 1 (right).
 DEFAULT_ROLES: tuple[str, str] = ("agent", "customer")

@@ -331,6 +331,6 @@ def cmd_analyze_calls(args) -> int:
         bar.close()
     print(
         f"Analysed {len(todo)} call(s) ({failed} failed, {skipped} already done) -> {out}"
-        + (f"; failures have their reason in the 'error' column (rerun with --retry-errors to try them again)" if failed else "")
+        + ("; failures have their reason in the 'error' column (rerun with --retry-errors to try them again)" if failed else "")
     )
     return 0

@@ -1,7 +1,9 @@
 """Real-browser smoke test: headless Chromium (Playwright) against ``streamlit run Home.py``.
 
-Every page must render with no exception element, and on Predict an uploaded generated clip
-must show a prediction. Each page is screenshotted into the test's tmp folder. Skipped when
+Every page must render with no exception element; on Predict an uploaded generated clip must
+show a prediction, and on Call timeline an uploaded generated stereo call (formant-synthesised
+speech that the voice-activity detector accepts) must show the per-party cards and the timeline
+chart. Each page is screenshotted into the test's tmp folder. Skipped when
 Debian's ``/usr/bin/chromium`` is absent (CI installs it: ``apt-get install chromium``).
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from call_audio import SR, make_call
 from ser_lib.config import EMOTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +37,11 @@ PAGES = [
     ("/Training", "Training", 0),
     ("/Evaluation", "Evaluation", 3),
     ("/Predict", "Predict", 0),
+    ("/Call_timeline", "Call timeline", 0),
 ]
+#: a short stereo call, one party per channel: (role, style, start_s, seconds)
+CALL_TURNS = [("agent", "neutral", 0.5, 3.5), ("customer", "angry", 4.6, 4.0), ("agent", "neutral", 9.0, 1.8)]
+CALL_SECONDS = 11.0
 VIEWPORT = {"width": 1400, "height": 2000}
 TIMEOUT_MS = 90_000
 
@@ -176,5 +183,40 @@ def test_predict_rejects_a_non_audio_upload_in_the_browser(app_url, browser):
         _rendered(page, '[data-testid="stAlertContentError"]')
         assert "Could not read notes.wav" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
         assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.close()
+
+
+def test_call_timeline_shows_the_analysis_of_an_uploaded_stereo_call(app_url, browser, tmp_path):
+    call = tmp_path / "generated-call.wav"
+    sf.write(call, make_call(CALL_TURNS, total_s=CALL_SECONDS).T, SR, subtype="PCM_16")
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(app_url + "/Call_timeline")
+        _rendered(page, 'h1:has-text("Call timeline")')
+        # the call's own uploader, picked by its label (not the first uploader the page happens to hold)
+        uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Call recording")
+        uploader.wait_for(state="attached", timeout=TIMEOUT_MS)  # strict: exactly one such uploader
+        uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(call))
+        # "Analyse" is the default mode: the upload starts the analysis (the first one loads the model)
+        _rendered(page, 'h3:has-text("Strongest negative moments")', charts=1)
+        page.screenshot(path=str(tmp_path / "call-timeline-result.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        assert page.locator('[data-testid="stAlertContentWarning"]').count() == 0  # no "no speech found"
+        assert "generated-call.wav" in uploader.inner_text()
+        # a summary card per party (left channel: agent), each with its dominant emotion and speech time
+        labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+        values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        mostly = [v for k, v in zip(labels, values) if k.strip() == "Mostly"]
+        assert len(mostly) == 2 and all(v in EMOTIONS for v in mostly), (labels, values)
+        markdown = page.locator('[data-testid="stMarkdownContainer"]').all_inner_texts()
+        assert "agent" in markdown and "customer" in markdown
+        speech = [c for c in page.locator('[data-testid="stCaptionContainer"]').all_inner_texts() if c.startswith("Speech ")]
+        assert len(speech) == 2 and all("(0% of the call)" not in c for c in speech), speech
+        # the timeline chart is drawn, and the tabs for both parties' probabilities follow it
+        assert page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Emotion over the call").locator(".main-svg").count() >= 1
+        tabs = page.locator('[data-testid="stTab"]').all_inner_texts()
+        assert any("Probabilities: agent" in t for t in tabs) and any("Probabilities: customer" in t for t in tabs), tabs
     finally:
         page.close()

@@ -47,7 +47,6 @@ import os
 import struct
 import sys
 import time
-import weakref
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -866,56 +865,6 @@ class _Track:
 FRAME_SLACK = 4 * 512  # audio kept before the VAD position (a region may start up to ``pad`` before it)
 
 
-class _CompiledHead:
-    """:meth:`ModelBundle.probabilities_from_features` through one ``tf.function`` of the model.
-
-    Called eagerly, a Keras model costs 11-13 ms per call whatever the batch, which dominates a
-    live update (one window) and an offline call with many short speech regions (one call per
-    window length). Traced once with a free time axis, the same model answers in 2-4 ms with the
-    same numbers (to 1e-7). Inputs are grouped by length as in the bundle, never padded.
-    """
-
-    def __init__(self, bundle, fn):
-        self.bundle, self.fn = bundle, fn
-
-    def __call__(self, xs: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
-        out = np.zeros((len(xs), len(self.bundle.labels)))
-        groups: dict[tuple, list[int]] = {}
-        for i, x in enumerate(xs):
-            groups.setdefault(tuple(np.shape(x)), []).append(i)
-        for idx in groups.values():
-            for s in range(0, len(idx), batch_size):
-                part = idx[s : s + batch_size]
-                batch = np.stack([np.asarray(xs[i], np.float32) for i in part])
-                out[part] = np.asarray(self.fn(batch), dtype=np.float64)
-        return out
-
-
-_compiled: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def compiled_head(bundle) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
-    """The fastest way to run ``bundle``'s model on encoder frames: a ``tf.function`` traced once per
-    bundle (kept as long as the bundle lives; it is a pure function of the model, like the model
-    itself), or the bundle's own :meth:`probabilities_from_features` for other bundles."""
-    model = getattr(bundle, "model", None)
-    if not getattr(bundle, "frame_rate", None) or model is None or not hasattr(model, "input_shape"):
-        return bundle.probabilities_from_features
-    head = _compiled.get(bundle)
-    if head is None or head.bundle is not bundle:
-        import keras
-
-        if keras.backend.backend() != "tensorflow":
-            return bundle.probabilities_from_features
-        import tensorflow as tf
-
-        dim = int(model.input_shape[-1])
-        fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, None, dim], tf.float32)])
-        head = _CompiledHead(bundle, fn)
-        _compiled[bundle] = head
-    return head
-
-
 class StreamingAnalyzer:
     """Emotion of a call as its audio arrives, window by window.
 
@@ -996,7 +945,7 @@ class StreamingAnalyzer:
         self._min_window = int(round(settings.min_window_s * SAMPLE_RATE))
         self._pad = int(round(settings.vad.pad_s * SAMPLE_RATE))
         self._weights = sentiment_weights(self.labels)
-        self._head = compiled_head(bundle)
+        self._head = bundle.probabilities_from_features
         self._tracks = [_Track(self, c, role) for c, role in enumerate(self.roles)]
         self._resampler = None
         if self.sr != SAMPLE_RATE:

@@ -95,10 +95,16 @@ def split_manifest(
     if split == "none":
         return Split(idx, idx[:0], idx[:0], "none", sorted(manifest["speaker"].unique()), [])
     if split == "random":
-        strat = manifest["emotion"] if manifest["emotion"].value_counts().min() >= 2 else None
-        train, test = train_test_split(idx, test_size=test_size, random_state=seed, shuffle=True, stratify=strat)
-        strat_tr = manifest["emotion"].iloc[train] if strat is not None else None
-        train, val = train_test_split(train, test_size=val_size, random_state=seed, stratify=strat_tr)
+        def stratified(ids: np.ndarray, size: float):
+            """Stratify by emotion where every emotion can appear on both sides, else plainly."""
+            labels = manifest["emotion"].iloc[ids]
+            k = labels.nunique()
+            n_small = int(np.ceil(size * len(ids)))
+            ok = labels.value_counts().min() >= 2 and k <= n_small <= len(ids) - k
+            return train_test_split(ids, test_size=size, random_state=seed, shuffle=True, stratify=labels if ok else None)
+
+        train, test = stratified(idx, test_size)
+        train, val = stratified(train, val_size) if val_size > 0 else (train, idx[:0])
         spk = sorted(manifest["speaker"].unique())
         return Split(np.sort(train), np.sort(val), np.sort(test), "random", spk, spk)
     if split != "speaker":

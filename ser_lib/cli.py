@@ -94,7 +94,7 @@ def cmd_train(args) -> int:
         result.bundle.card["training"]["held_out_run"] = held_out.get("training", {})
         ev = Path(args.metrics_from) / "evaluation.json"
         evaluation = json.loads(ev.read_text()) if ev.is_file() else evaluation
-    result.bundle.card["training"]["command"] = " ".join(["python -m ser_lib", *sys.argv[1:]])
+    result.bundle.card["training"]["command"] = " ".join(["python -m ser_lib", *args.argv])
     folder = result.bundle.save(out, evaluation=evaluation, overwrite=args.overwrite)
     print(f"saved {folder} ({result.seconds / 60:.1f} min)")
     if result.evaluation is not None:
@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command as given, recorded in a trained model's card
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)

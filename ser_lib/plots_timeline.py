@@ -158,25 +158,8 @@ def timeline_figure(
                 col=1,
             )
     _add_segments(fig, segments, roles, row=1)
-    if windows is not None and not windows.empty:
-        for i, role in enumerate(roles):
-            w = windows[windows["role"] == role]
-            if w.empty:
-                continue
-            g = _with_gaps(w, ["sentiment"], fill=None)
-            fig.add_trace(
-                go.Scatter(
-                    x=_clock(g["t"]),
-                    y=g["sentiment"],
-                    mode="lines",
-                    name=f"{role} sentiment",
-                    line=dict(color=_PARTY_COLORS[i % len(_PARTY_COLORS)], width=2),
-                    connectgaps=False,
-                    hovertemplate=f"{role}: %{{y:+.2f}}<extra></extra>",
-                ),
-                row=2,
-                col=1,
-            )
+    for trace in _sentiment_traces(windows, roles, suffix=" sentiment"):
+        fig.add_trace(trace, row=2, col=1)
     if worst:
         fig.add_trace(
             go.Scatter(
@@ -248,26 +231,37 @@ def sentiment_figure(
     if windows is None or windows.empty:
         return _empty(title, "No judged speech yet.", height)
     fig = go.Figure()
-    for i, role in enumerate(roles):
-        w = windows[windows["role"] == role]
-        if w.empty:
-            continue
-        g = _with_gaps(w, ["sentiment"], fill=None)
-        fig.add_trace(
-            go.Scatter(
-                x=_clock(g["t"]),
-                y=g["sentiment"],
-                name=role,
-                mode="lines",
-                line=dict(color=_PARTY_COLORS[i % len(_PARTY_COLORS)], width=2),
-                hovertemplate=f"{role}: %{{y:+.2f}}<extra></extra>",
-            )
-        )
+    for trace in _sentiment_traces(windows, roles):
+        fig.add_trace(trace)
     fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"))
     fig.update_layout(title=title, height=height, **_LAYOUT)
     fig.update_yaxes(range=[-1.05, 1.05], title_text="sentiment")
     _time_axis(fig, duration_s)
     return fig
+
+
+def _sentiment_traces(windows: pd.DataFrame | None, roles, *, suffix: str = "") -> list[go.Scatter]:
+    """One line per party: its smoothed windows' sentiment, broken where it did not speak."""
+    traces = []
+    if windows is None or windows.empty:
+        return traces
+    for i, role in enumerate(roles):
+        w = windows[windows["role"] == role]
+        if w.empty:
+            continue
+        g = _with_gaps(w, ["sentiment"], fill=None)
+        traces.append(
+            go.Scatter(
+                x=_clock(g["t"]),
+                y=g["sentiment"],
+                mode="lines",
+                name=f"{role}{suffix}",
+                line=dict(color=_PARTY_COLORS[i % len(_PARTY_COLORS)], width=2),
+                connectgaps=False,
+                hovertemplate=f"{role}: %{{y:+.2f}}<extra></extra>",
+            )
+        )
+    return traces
 
 
 def quarters_figure(summary: dict, *, title: str = "Sentiment per quarter of the call", height: int = 300) -> go.Figure:

@@ -53,7 +53,8 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-def _name(source: AudioSource) -> str:
+def source_name(source: AudioSource) -> str:
+    """How errors name ``source``: its path, a file object's name, or "the uploaded audio"."""
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     name = getattr(source, "name", None)
@@ -62,7 +63,7 @@ def _name(source: AudioSource) -> str:
 
 def _open(source: AudioSource) -> sf.SoundFile:
     """Open ``source`` with libsndfile (WAV incl. mu-law, AIFF, FLAC, Ogg Vorbis/Opus, MP3)."""
-    name = _name(source)
+    name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -133,7 +134,7 @@ def load_audio(
     -------
     y : np.ndarray [shape=(n,) or (channels, n)], float32 in [-1, 1]
     """
-    name = _name(source)
+    name = source_name(source)
     with _open(source) as f:
         native = f.samplerate
         if max_seconds is not None and f.frames / native > max_seconds:
@@ -203,7 +204,7 @@ def iter_blocks(
     ------
     block : np.ndarray [shape=(channels, n)], float32
     """
-    name = _name(source)
+    name = source_name(source)
     with _open(source) as f:
         native, channels = f.samplerate, f.channels
         resampler = None if native == sr else soxr.ResampleStream(native, sr, channels, dtype="float32", quality="HQ")

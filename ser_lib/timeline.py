@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .audio import AudioSource, audio_info, iter_blocks
+from .audio import AudioSource, audio_info, iter_blocks, source_name
 from .config import SAMPLE_RATE, SENTIMENT_WEIGHTS
 from .errors import ParameterError, UnreadableAudioError
 from .vad import SpeechRegion, StreamingVAD, VADSettings
@@ -1140,7 +1140,7 @@ def check_complete(source: AudioSource) -> None:
     libsndfile silently plays a cut-off WAV up to where it stops; a call analysis should say the
     recording is incomplete instead of reporting on part of it.
     """
-    name = str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "the upload")
+    name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as f:

@@ -11,7 +11,7 @@ model trained on every speaker with ``--metrics-from X``, the held-out bundle X.
 2. **Speed**: real-time factor of ``analyze_call`` on a 10-minute stereo call read from disk
    (after a warm-up call), with the time spent in VAD, encoder and head. Target: 0.03 or better.
 3. **Streaming**: the same call replayed as fast as possible in 20 ms packets through
-   :class:`~ser_lib.timeline.StreamingAnalyzer`: compute per update (a packet after which a window
+   :class:`~ser_lib.calls.timeline.StreamingAnalyzer`: compute per update (a packet after which a window
    was scored; target under 100 ms) and latency of each window's final result after its audio
    (target: at most one hop), plus agreement with the offline result on the same audio.
 4. **Memory**: peak resident memory (``VmHWM``; ``getrusage`` where /proc is missing) of a fresh process analysing a
@@ -103,7 +103,7 @@ def boundary_errors(segments, role: str, turns: list[dict]) -> list[float]:
 
 def bench_calls(bundle, folder: Path) -> dict:
     from ser_lib.evaluation import summary_metrics
-    from ser_lib.timeline import MONO_ROLE, analyze_call
+    from ser_lib.calls.timeline import MONO_ROLE, analyze_call
 
     index = json.loads((folder / "calls.json").read_text())
     results = {}
@@ -165,7 +165,7 @@ def long_call_file(folder: Path, *, seconds: float, corpora, model, seed: int = 
 
 def bench_speed(bundle, path: Path) -> dict:
     from ser_lib.audio import audio_info
-    from ser_lib.timeline import analyze_call
+    from ser_lib.calls.timeline import analyze_call
 
     duration = audio_info(path).duration
     from ser_lib.audio import load_audio
@@ -198,7 +198,7 @@ def bench_speed(bundle, path: Path) -> dict:
 
 def bench_streaming(bundle, path: Path, offline, *, packet_s: float = 0.02) -> dict:
     from ser_lib.audio import load_audio
-    from ser_lib.timeline import StreamingAnalyzer
+    from ser_lib.calls.timeline import StreamingAnalyzer
 
     x = load_audio(path, mono=False, validate=False)
     step = int(packet_s * 16_000)
@@ -279,7 +279,7 @@ def _load(model: str, *, keras_head: bool):
 
 def _memory_child(model: str, path: str, *, keras_head: bool) -> None:
     """Run in a fresh process: load the model, analyse ``path``, print JSON with memory figures."""
-    from ser_lib.timeline import analyze_call
+    from ser_lib.calls.timeline import analyze_call
 
     bundle = _load(model, keras_head=keras_head)
     bundle.encoder()
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "streaming" not in args.skip:
             if offline is None:
-                from ser_lib.timeline import analyze_call
+                from ser_lib.calls.timeline import analyze_call
 
                 offline = analyze_call(speed_path, bundle=bundle)
             r = report["streaming"] = bench_streaming(bundle, speed_path, offline)

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ser_lib import dataset_view as dv
-from ser_lib import plots
-from ser_lib import st_cache as ui
+from ser_lib.app import dataset_view as dv
+from ser_lib.app import plots
+from ser_lib.app import ui as ui
 from ser_lib.config import EMOTIONS, SAMPLE_RATE
 from ser_lib.corpora import emotion_counts
 

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from ser_lib import plots
-from ser_lib import st_cache as ui
-from ser_lib.jobs import keep_partial, training_job
-from ser_lib.model_view import bundle_folder_for, models_dir
+from ser_lib.app import plots
+from ser_lib.app import ui as ui
+from ser_lib.app.jobs import keep_partial, training_job
+from ser_lib.app.model_view import bundle_folder_for, models_dir
 from ser_lib.training import MODEL_TYPES, TrainConfig
 
 MODEL_LABELS = {

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from ser_lib import plots
-from ser_lib import st_cache as ui
+from ser_lib.app import plots
+from ser_lib.app import ui as ui
 from ser_lib.config import EMOTIONS
-from ser_lib.jobs import evaluation_job
+from ser_lib.app.jobs import evaluation_job
 from ser_lib.bundle import Prediction
-from ser_lib.model_view import (
+from ser_lib.app.model_view import (
     class_report,
     comparison_table,
     filter_predictions,

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from ser_lib import dataset_view as dv
-from ser_lib import plots
-from ser_lib import st_cache as ui
+from ser_lib.app import dataset_view as dv
+from ser_lib.app import plots
+from ser_lib.app import ui as ui
 from ser_lib.audio import to_wav_bytes
 from ser_lib.config import MAX_CLIP_SECONDS
-from ser_lib.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, probabilities_frame, results_table
+from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, probabilities_frame, results_table
 
 ui.page_setup("Predict", ":material/mic:")
 ui.data_folder_sidebar()

@@ -4,11 +4,11 @@ import time
 
 import streamlit as st
 
-from ser_lib import call_view as cv
-from ser_lib import plots_timeline as pt
-from ser_lib import st_cache as ui
+from ser_lib.app import call_view as cv
+from ser_lib.app import plots_timeline as pt
+from ser_lib.app import ui as ui
 from ser_lib.config import AUDIO_EXTENSIONS
-from ser_lib.timeline import TimelineSettings, analyze_call, replay
+from ser_lib.calls.timeline import TimelineSettings, analyze_call, replay
 
 ui.page_setup("Call timeline", ":material/support_agent:")
 info = ui.model_sidebar()

@@ -1,4 +1,4 @@
-"""The pages' non-UI helpers: ser_lib.dataset_view, ser_lib.model_view and ser_lib.jobs."""
+"""The pages' non-UI helpers: ser_lib.app.dataset_view, ser_lib.app.model_view and ser_lib.app.jobs."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser_lib import dataset_view as dv
-from ser_lib import model_view as mv
+from ser_lib.app import dataset_view as dv
+from ser_lib.app import model_view as mv
 from ser_lib.bundle import Prediction
 from ser_lib.config import EMOTIONS
 from ser_lib.errors import BundleError, ParameterError, SERError
-from ser_lib.jobs import BackgroundJob
+from ser_lib.app.jobs import BackgroundJob
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def test_job_cancel_is_seen_by_the_target():
 
 
 def test_job_cancelled_by_its_target_has_no_result():
-    from ser_lib.jobs import JobCancelled
+    from ser_lib.app.jobs import JobCancelled
 
     def target(report, should_stop):
         for i in range(10_000):
@@ -345,7 +345,7 @@ def test_training_survives_streamlits_keras_session_resets(tmp_path):
     from conftest import build_fake_corpus
     from ser_lib.bundle import ModelBundle
     from ser_lib.corpora import find_corpora
-    from ser_lib.jobs import training_job
+    from ser_lib.app.jobs import training_job
     from ser_lib.training import TrainConfig
 
     data = build_fake_corpus(tmp_path / "data", speakers=2, per_emotion=1, corpora=("RAVDESS", "SAVEE"), extras=False)
@@ -373,7 +373,7 @@ def test_training_survives_streamlits_keras_session_resets(tmp_path):
 
 
 def test_keep_partial_moves_a_cancelled_runs_bundle(tmp_path):
-    from ser_lib.jobs import TrainingOutcome, keep_partial
+    from ser_lib.app.jobs import TrainingOutcome, keep_partial
 
     partial = tmp_path / "tmp" / "mine"
     partial.mkdir(parents=True)

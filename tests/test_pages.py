@@ -386,7 +386,7 @@ def test_evaluation_shows_benchmarks(with_data, monkeypatch, tmp_path):
     ]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(rows))
-    monkeypatch.setattr("ser_lib.model_view.BENCHMARK_RESULTS", path)
+    monkeypatch.setattr("ser_lib.app.model_view.BENCHMARK_RESULTS", path)
     at = open_page("pages/4_Evaluation.py")
     no_trouble(at)
     assert len(frame(at, "condition")) == len(rows)

@@ -7,13 +7,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from ser_lib import dataset_view as dv
-from ser_lib import plots
+from ser_lib.app import dataset_view as dv
+from ser_lib.app import plots
 from ser_lib.bundle import Prediction
 from ser_lib.config import EMOTIONS
 from ser_lib.corpora import emotion_counts
 from ser_lib.errors import ParameterError
-from ser_lib.model_view import probabilities_frame
+from ser_lib.app.model_view import probabilities_frame
 
 
 @pytest.fixture

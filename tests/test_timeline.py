@@ -14,8 +14,8 @@ import soundfile as sf
 from call_audio import SR, make_call, speechlike, tiny_bundle
 from ser_lib.config import EMOTIONS, SENTIMENT_WEIGHTS
 from ser_lib.errors import EmptyAudioError, ParameterError, UnreadableAudioError
-from ser_lib.vad import VADSettings
-from ser_lib.timeline import (
+from ser_lib.calls.vad import VADSettings
+from ser_lib.calls.timeline import (
     MONO_ROLE,
     StreamingAnalyzer,
     TimelineSettings,
@@ -39,7 +39,7 @@ TURNS = [
 ]
 TOTAL_S = 25.0
 #: Largest difference allowed between an offline and a streamed window probability (see the
-#: module docstring of ser_lib.timeline: the two chunk the encoder differently).
+#: module docstring of ser_lib.calls.timeline: the two chunk the encoder differently).
 STREAM_TOLERANCE = 0.1
 
 
@@ -348,7 +348,7 @@ def test_bad_files_get_clear_errors(bundle, tmp_path):
 
 
 def _cli(argv):
-    from ser_lib.cli_calls import add_call_commands
+    from ser_lib.cli.calls import add_call_commands
 
     parser = argparse.ArgumentParser(prog="ser_lib")
     add_call_commands(parser.add_subparsers(dest="command", required=True))

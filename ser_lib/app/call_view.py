@@ -13,11 +13,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .audio import load_audio, to_wav_bytes
-from .config import SAMPLE_RATE
-from .errors import ParameterError
+from ..audio import load_audio, to_wav_bytes
+from ..config import SAMPLE_RATE
+from ..errors import ParameterError
 from .plots_timeline import format_clock
-from .timeline import CallAnalysis, StreamingAnalyzer, TimelineSettings
+from ..calls.timeline import CallAnalysis, StreamingAnalyzer, TimelineSettings
 
 #: Playback speeds offered for the live replay (``None``: as fast as the computer goes).
 REPLAY_SPEEDS: dict[str, float | None] = {"1x (real time)": 1.0, "2x": 2.0, "5x": 5.0, "10x": 10.0, "as fast as possible": None}

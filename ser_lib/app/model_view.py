@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 
-from .audio import audio_info, load_audio
-from .bundle import CARD_FILE, EVALUATION_FILE, MODEL_FILE, BundleInfo, ModelBundle, Prediction, list_bundles
-from .config import DEFAULT_MODEL_NAME, EMOTIONS, MAX_CLIP_SECONDS, MODELS_DIR, PROJECT_ROOT, SAMPLE_RATE, default_model_path
-from .errors import BundleError, ParameterError, SERError
+from ..audio import audio_info, load_audio
+from ..bundle import CARD_FILE, EVALUATION_FILE, MODEL_FILE, BundleInfo, ModelBundle, Prediction, list_bundles
+from ..config import DEFAULT_MODEL_NAME, EMOTIONS, MAX_CLIP_SECONDS, MODELS_DIR, PROJECT_ROOT, SAMPLE_RATE, default_model_path
+from ..errors import BundleError, ParameterError, SERError
 
 #: Largest upload the Predict page decodes, in megabytes (``.streamlit/config.toml`` allows more
 #: for the call-timeline page; this is the per-clip limit).
@@ -35,7 +35,7 @@ BENCHMARK_RESULTS: Path = PROJECT_ROOT / "benchmarks" / "results.json"
 BENCHMARK_COLUMNS: tuple[str, ...] = ("model", "protocol", "condition", "corpus", "WA", "UA", "macro_f1")
 
 if TYPE_CHECKING:  # scikit-learn (behind evaluation) costs most of a second to import: only when needed
-    from .evaluation import EvaluationResult
+    from ..evaluation import EvaluationResult
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -134,7 +134,7 @@ def load_saved_evaluation(path: str | os.PathLike) -> EvaluationResult | None:
     file = Path(path) / EVALUATION_FILE
     if not file.is_file():
         return None
-    from .evaluation import EvaluationResult
+    from ..evaluation import EvaluationResult
 
     try:
         return EvaluationResult.from_json(json.loads(file.read_text()))

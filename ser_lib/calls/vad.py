@@ -33,8 +33,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import SAMPLE_RATE
-from .errors import ParameterError, SERError
+from ..config import SAMPLE_RATE
+from ..errors import ParameterError, SERError
 
 logger = logging.getLogger(__name__)
 

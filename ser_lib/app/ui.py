@@ -21,11 +21,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from .audio import load_audio, to_wav_bytes
-from .bundle import BundleInfo, ModelBundle
-from .config import SAMPLE_RATE, data_dir
-from .corpora import EXPECTED_LAYOUTS, SOURCES, find_corpora
-from .errors import SERError
+from ..audio import load_audio, to_wav_bytes
+from ..bundle import BundleInfo, ModelBundle
+from ..config import SAMPLE_RATE, data_dir
+from ..corpora import EXPECTED_LAYOUTS, SOURCES, find_corpora
+from ..errors import SERError
 from .model_view import ClipResult, find_bundles, is_active, load_saved_evaluation, model_mtime, models_dir, predict_upload
 
 logger = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def predict_clip(bundle_path: str | os.PathLike, data: bytes, name: str) -> Clip
 def _features(bundle_path: str | None, mtime: float, clip_path: str) -> tuple[np.ndarray, str]:
     y, _ = _clip(clip_path, Path(clip_path).stat().st_mtime)
     if bundle_path is None:
-        from .features import SeedFrontEnd
+        from ..features import SeedFrontEnd
 
         return SeedFrontEnd()(y, SAMPLE_RATE), "seed162"
     bundle = _bundle(bundle_path, mtime)

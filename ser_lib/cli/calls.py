@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .config import AUDIO_EXTENSIONS
-from .errors import ParameterError, SERError
+from ..config import AUDIO_EXTENSIONS
+from ..errors import ParameterError, SERError
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def add_call_commands(subparsers) -> None:
 
 
 def _settings(args):
-    from .timeline import TimelineSettings
-    from .vad import VADSettings
+    from ..calls.timeline import TimelineSettings
+    from ..calls.vad import VADSettings
 
     return TimelineSettings(window_s=args.window, hop_s=args.hop, vad=VADSettings(detector=args.vad))
 
@@ -125,14 +125,14 @@ def _settings(args):
 def _load(args):
     """The bundle for call analysis: an encoder head runs in NumPy, so TensorFlow is never imported
     (460 MB less memory and 5 s less start-up); other models load through Keras."""
-    from .head_numpy import load_for_calls
+    from ..head_numpy import load_for_calls
 
     return load_for_calls(args.model)
 
 
 def print_summary(result, *, out: TextIO | None = None) -> None:
     """A short human-readable report of a :class:`~ser_lib.timeline.CallAnalysis` (to stdout by default)."""
-    from .plots_timeline import format_clock
+    from ..app.plots_timeline import format_clock
 
     out = out or sys.stdout
     s = result.summary
@@ -172,7 +172,7 @@ def print_summary(result, *, out: TextIO | None = None) -> None:
 
 
 def _window_line(w) -> str:
-    from .plots_timeline import format_clock
+    from ..app.plots_timeline import format_clock
 
     return (
         f"[{format_clock(w.emitted_s)}] {w.role}: {format_clock(w.start_s)}-{format_clock(w.end_s)} "
@@ -184,7 +184,7 @@ def _window_line(w) -> str:
 
 
 def cmd_analyze_call(args) -> int:
-    from .timeline import analyze_call, parse_roles, replay
+    from ..calls.timeline import analyze_call, parse_roles, replay
 
     roles = parse_roles(args.channels)
     settings = _settings(args)
@@ -289,8 +289,8 @@ def _done_files(out: Path, *, retry_errors: bool) -> tuple[set[str], list[str] |
 def cmd_analyze_calls(args) -> int:
     from tqdm.auto import tqdm
 
-    from .config import EMOTIONS
-    from .timeline import analyze_call, parse_roles
+    from ..config import EMOTIONS
+    from ..calls.timeline import analyze_call, parse_roles
 
     roles = parse_roles(args.channels)
     settings = _settings(args)

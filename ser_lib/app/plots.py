@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .config import EMOTIONS
-from .errors import ParameterError
+from ..config import EMOTIONS
+from ..errors import ParameterError
 
 #: One colour per emotion (colour-blind-friendly, after Okabe & Ito, plus two neutrals).
 EMOTION_COLORS: dict[str, str] = {

@@ -16,8 +16,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .config import EMOTIONS
-from .errors import ParameterError
+from ..config import EMOTIONS
+from ..errors import ParameterError
 
 #: Columns of the file table on the Datasets page, in display order.
 FILE_TABLE_COLUMNS: tuple[str, ...] = ("file", "corpus", "speaker", "gender", "emotion", "intensity", "text_id", "duration")
@@ -291,7 +291,7 @@ def augmentation_preview(y: np.ndarray, *, sr: int, name: str, strength: float, 
     ParameterError
         For an unknown name or a strength outside [0, 1] (from :func:`ser_lib.augment.make_augmentation`).
     """
-    from .augment import make_augmentation
+    from ..augment import make_augmentation
 
     aug = make_augmentation(name, strength)
     after = aug(np.asarray(y, dtype=np.float32), sr, rng=np.random.default_rng(seed))

@@ -55,9 +55,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .audio import AudioSource, audio_info, iter_blocks, source_name
-from .config import SAMPLE_RATE, SENTIMENT_WEIGHTS
-from .errors import ParameterError, UnreadableAudioError
+from ..audio import AudioSource, audio_info, iter_blocks, source_name
+from ..config import SAMPLE_RATE, SENTIMENT_WEIGHTS
+from ..errors import ParameterError, UnreadableAudioError
 from .vad import SpeechRegion, StreamingVAD, VADSettings
 
 logger = logging.getLogger(__name__)
@@ -1224,7 +1224,7 @@ def analyze_call(
         if x.ndim != 2 or x.shape[0] > 8:
             raise ParameterError(f"A call array must have shape (n,) or (channels, n), got {np.shape(source)}")
         if x.shape[1] == 0:
-            from .errors import EmptyAudioError
+            from ..errors import EmptyAudioError
 
             raise EmptyAudioError(f"{name or 'The call'} holds no samples: record or export it again.")
         rate = int(sr or SAMPLE_RATE)
@@ -1243,7 +1243,7 @@ def analyze_call(
         source = bytes(source)
     info = audio_info(source)
     if info.frames == 0:
-        from .errors import EmptyAudioError
+        from ..errors import EmptyAudioError
 
         raise EmptyAudioError(f"{label} holds no audio (0 samples, {info.format} {info.subtype}): record or export it again.")
     check_complete(source)
@@ -1316,7 +1316,7 @@ def replay(
         source = bytes(source)
     info = audio_info(source)
     if info.frames == 0:
-        from .errors import EmptyAudioError
+        from ..errors import EmptyAudioError
 
         raise EmptyAudioError("The recording holds no audio (0 samples): record or export it again.")
     check_complete(source)

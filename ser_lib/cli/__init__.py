@@ -12,15 +12,15 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from .config import MODELS_DIR, default_model_path
-from .errors import SERError
+from .. import __version__
+from ..config import MODELS_DIR, default_model_path
+from ..errors import SERError
 
 logger = logging.getLogger("ser_lib")
 
 
 def _write_json(data: dict, out: str) -> None:
-    from .bundle import _json_default
+    from ..bundle import _json_default
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(data, indent=1, default=_json_default))
@@ -28,7 +28,7 @@ def _write_json(data: dict, out: str) -> None:
 
 
 def cmd_corpora(args) -> int:
-    from .corpora import find_corpora
+    from ..corpora import find_corpora
 
     scan = find_corpora(args.data)
     m = scan.manifest
@@ -65,8 +65,8 @@ def _epoch_printer():
 
 
 def cmd_train(args) -> int:
-    from .corpora import find_corpora
-    from .training import TrainConfig, train
+    from ..corpora import find_corpora
+    from ..training import TrainConfig, train
 
     out = Path(args.out)
     if out.resolve() == default_model_path().resolve() and not args.overwrite:
@@ -108,9 +108,9 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from tqdm.auto import tqdm
 
-    from .bundle import ModelBundle
-    from .corpora import find_corpora
-    from .evaluation import evaluate_bundle
+    from ..bundle import ModelBundle
+    from ..corpora import find_corpora
+    from ..evaluation import evaluate_bundle
 
     bundle = ModelBundle.load(args.model)
     manifest = find_corpora(args.data).manifest
@@ -126,7 +126,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .bundle import ModelBundle
+    from ..bundle import ModelBundle
 
     bundle = ModelBundle.load(args.model)
     table = bundle.predict_files(args.files)
@@ -144,7 +144,7 @@ def cmd_predict(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training import MODEL_TYPES, SPLITS
+    from ..training import MODEL_TYPES, SPLITS
 
     p = argparse.ArgumentParser(
         prog="python -m ser_lib",
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     try:
-        from .cli_calls import add_call_commands
+        from .calls import add_call_commands
     except ImportError:  # the call commands are optional until their module is present
         add_call_commands = None
     if add_call_commands is not None:

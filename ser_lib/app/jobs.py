@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .errors import ParameterError, SERError
+from ..errors import ParameterError, SERError
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _train_worker(manifest, config, save_to, overwrite, events, stop) -> None:
             raise JobCancelled("training cancelled while featurising")
 
     try:
-        from .training import train
+        from ..training import train
 
         result = train(manifest, config, progress=progress, should_stop=stop.is_set)
         saved = partial = None
@@ -306,7 +306,7 @@ def evaluation_job(bundle, manifest: pd.DataFrame) -> BackgroundJob:
     it only runs an already-built model, which Keras' session resets do not disturb)."""
 
     def target(report: Report, should_stop: ShouldStop):
-        from .evaluation import evaluate_bundle
+        from ..evaluation import evaluate_bundle
 
         def progress(done: int, total: int) -> None:
             report({"stage": "evaluate-file", "done": done, "total": total})

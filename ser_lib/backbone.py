@@ -9,7 +9,6 @@ SHA-256 of the joined ``model.bin`` before anything loads it. Nothing is downloa
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -24,6 +23,7 @@ import numpy as np
 from .config import SAMPLE_RATE, cache_dir
 from .errors import BackboneError, ParameterError
 from .features import WHISPER_FRAME_RATE, WHISPER_HOP, whisper_log_mel
+from .io import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,29 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 _SIDE_FILES = ("config.json", "vocabulary.json", "tokenizer.json")
-#: Longest audio the encoder takes in one pass (Whisper's 30 s context).
-MAX_CHUNK_SECONDS = 30.0
-#: Shortest input; shorter clips are zero-padded to this many seconds.
-MIN_INPUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ChunkPolicy:
+    """How audio is cut before the encoder sees it: the one place these lengths are named.
+
+    - ``max_s``: the longest piece encoded in one pass (Whisper's 30 s context); longer audio is
+      encoded in consecutive pieces of this length by :meth:`WhisperEncoder.encode`.
+    - ``clip_s``: a clip longer than this is encoded in consecutive pieces of this length by a bundle
+      (a 60 s upload as six 10 s pieces, close to the 1.5-5 s clips the heads were trained on).
+    - ``min_s``: the shortest input; shorter audio is zero-padded to it (the encoder's frames of
+      very short inputs are unreliable). The call engine's chunks are never shorter.
+    """
+
+    max_s: float = 30.0
+    clip_s: float = 10.0
+    min_s: float = 2.0
+
+
+#: The encoder chunk policy used everywhere (bundles, featurising, the call engine).
+CHUNKS = ChunkPolicy()
+MAX_CHUNK_SECONDS = CHUNKS.max_s
+MIN_INPUT_SECONDS = CHUNKS.min_s
 
 
 def _package_data_dir(package: str, backbone: str) -> Path:
@@ -65,14 +84,6 @@ def _package_data_dir(package: str, backbone: str) -> Path:
             "(it is in requirements.txt)."
         )
     return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weight_parts(name: str = "whisper-base") -> list[Path]:
@@ -147,7 +158,7 @@ def _verify(model_bin: Path, spec: BackboneSpec) -> None:
     if not spec.sha256:
         logger.warning("No expected SHA-256 is recorded for %s; its weights are not verified.", spec.name)
         return
-    digest = _sha256(model_bin)
+    digest = sha256_file(model_bin)
     if digest != spec.sha256:
         raise BackboneError(
             f"The {spec.name} weights at {model_bin} hash to {digest}, expected {spec.sha256}: the parts are "

@@ -174,3 +174,30 @@ def whisper_log_mel(y: np.ndarray, *, n_mels: int = WHISPER_N_MELS) -> np.ndarra
     log = np.log10(np.maximum(mel, 1e-10))
     log = np.maximum(log, log.max() - 8.0)
     return ((log + 4.0) / 4.0).astype(np.float32)
+
+
+def window_frames(frames: np.ndarray, start_s: float, end_s: float, *, rate: int = WHISPER_FRAME_RATE, first: int = 0) -> np.ndarray:
+    """The encoder frames covering ``[start_s, end_s)`` of a signal: how every window is pooled.
+
+    The one rule shared by :meth:`ser_lib.bundle.ModelBundle.window_probabilities` and the call
+    engine: frame ``k`` covers ``[k / rate, (k + 1) / rate)``; a window takes frames
+    ``round(start_s * rate)`` up to ``round(end_s * rate)`` (at least one, never past the end).
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(t, dim)]
+        Frames of the signal, the first of which is frame number ``first`` of the whole signal.
+    start_s, end_s : float
+        The window, in seconds from the start of the whole signal.
+    rate : int
+        Frames per second.
+    first : int
+        Frame number of ``frames[0]``.
+
+    Returns
+    -------
+    window : np.ndarray [shape=(k, dim)], a view into ``frames``
+    """
+    a = int(round(start_s * rate)) - first
+    b = min(len(frames), int(round(end_s * rate)) - first)
+    return frames[a : max(a + 1, b)]

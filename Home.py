@@ -3,8 +3,8 @@
 import streamlit as st
 
 from ser_lib.app import ui as ui
-from ser_lib.corpora import emotion_counts
 from ser_lib.app.model_view import summarise_bundle
+from ser_lib.corpora import emotion_counts
 
 ui.page_setup("Home", ":material/home:")
 folder = ui.data_folder_sidebar()

@@ -33,9 +33,15 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 RUNNING = '[data-testid="stStatusWidget"]'
 
 
@@ -88,7 +94,9 @@ def tiny_model(folder: Path) -> Path:
     from ser_lib.features import SeedFrontEnd
     from ser_lib.models import seed_cnn1d
 
-    bundle = ModelBundle.create(seed_cnn1d(num_classes=8), name="bench", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd())
+    bundle = ModelBundle.create(
+        seed_cnn1d(num_classes=8), name="bench", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd()
+    )
     return bundle.save(folder / "bench")
 
 
@@ -108,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     note = ""
     if not (model / "card.json").is_file():
         model, note = tiny_model(tmp / "models"), " (untrained notebook CNN: no Whisper encoder in the path)"
-    env = {**os.environ, "SER_DATA_DIR": str(Path(args.data).resolve()), "SER_MODEL": str(model.resolve()), "SER_MODELS_DIR": str(model.resolve().parent)}
+    env = {
+        **os.environ,
+        "SER_DATA_DIR": str(Path(args.data).resolve()),
+        "SER_MODEL": str(model.resolve()),
+        "SER_MODELS_DIR": str(model.resolve().parent),
+    }
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     results: dict[str, float | list[float]] = {}
@@ -209,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     def med(v):
         return statistics.median(v) if isinstance(v, list) else v
 
-    print(f"Browser benchmark (headless Chromium, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}), data: {args.data} ({files:,} files), model: {model}{note}")
+    print(
+        f"Browser benchmark (headless Chromium, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}), "
+        f"data: {args.data} ({files:,} files), model: {model}{note}"
+    )
     targets = {"home_cold": 5.0, "home_warm": 1.0, "datasets_warm": 3.0, "predict_5s_clip": 1.0}
     labels = {
         "baseline_cold": "Floor: a one-line Streamlit app, cold start",

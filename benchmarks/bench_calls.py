@@ -33,6 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -47,11 +48,18 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-for p in (REPO_ROOT, REPO_ROOT / "benchmarks"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
 
-import make_calls as mc  # noqa: E402
+
+def _sibling(name: str):
+    """Import ``benchmarks/<name>.py`` by its path (works as a script, ``python -m`` or from any folder)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+mc = _sibling("make_calls")
 
 SECTIONS = ("calls", "speed", "streaming", "memory", "telephone")
 warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
@@ -102,8 +110,8 @@ def boundary_errors(segments, role: str, turns: list[dict]) -> list[float]:
 
 
 def bench_calls(bundle, folder: Path) -> dict:
-    from ser_lib.evaluation import summary_metrics
     from ser_lib.calls.timeline import MONO_ROLE, analyze_call
+    from ser_lib.evaluation import summary_metrics
 
     index = json.loads((folder / "calls.json").read_text())
     results = {}
@@ -127,7 +135,11 @@ def bench_calls(bundle, folder: Path) -> dict:
         results[version] = {
             "customer": {**summary_metrics(truth["customer"], pred["customer"]), "missed_turns": missed["customer"]},
             "agent": {**summary_metrics(truth["agent"], pred["agent"]), "missed_turns": missed["agent"]},
-            "boundary_abs_s": {"median": _pct(err, 50), "mean": float(err.mean()) if len(err) else float("nan"), "p90": _pct(err, 90)},
+            "boundary_abs_s": {
+                "median": _pct(err, 50),
+                "mean": float(err.mean()) if len(err) else float("nan"),
+                "p90": _pct(err, 90),
+            },
             "boundary_bias_s": float(np.mean(errors)) if errors else float("nan"),
         }
     results["calls"] = len(index["calls"])
@@ -139,7 +151,9 @@ def bench_calls(bundle, folder: Path) -> dict:
 # --- 2./3. speed and streaming ----------------------------------------------------------------------
 
 
-def long_call_file(folder: Path, *, seconds: float, corpora, model, seed: int = 1, name: str = "long", subtype: str = "PCM_16", sr: int = 16_000) -> Path:
+def long_call_file(
+    folder: Path, *, seconds: float, corpora, model, seed: int = 1, name: str = "long", subtype: str = "PCM_16", sr: int = 16_000
+) -> Path:
     """A stereo call of exactly ``seconds`` from held-out clips, written piece by piece to ``folder``
     (so even a 2-hour call never sits in memory here)."""
     import soundfile as sf
@@ -234,10 +248,21 @@ def bench_streaming(bundle, path: Path, offline, *, packet_s: float = 0.02) -> d
     return {
         "packet_ms": packet_s * 1000,
         "updates": len(updates),
-        "update_ms": {"p50": 1000 * _pct(updates, 50), "p95": 1000 * _pct(updates, 95), "p99": 1000 * _pct(updates, 99), "max": 1000 * max(updates, default=float("nan"))},
+        "update_ms": {
+            "p50": 1000 * _pct(updates, 50),
+            "p95": 1000 * _pct(updates, 95),
+            "p99": 1000 * _pct(updates, 99),
+            "max": 1000 * max(updates, default=float("nan")),
+        },
         "idle_packet_ms": {"p50": 1000 * _pct(idle, 50), "p95": 1000 * _pct(idle, 95)},
-        "final_latency_s": {"median": _pct(latency, 50), "p95": _pct(latency, 95), "max": float(latency.max()) if len(latency) else float("nan")},
-        "final_latency_inside_turn_s": {"max": float(latency[~last_in_region.to_numpy()].max()) if (~last_in_region).any() else float("nan")},
+        "final_latency_s": {
+            "median": _pct(latency, 50),
+            "p95": _pct(latency, 95),
+            "max": float(latency.max()) if len(latency) else float("nan"),
+        },
+        "final_latency_inside_turn_s": {
+            "max": float(latency[~last_in_region.to_numpy()].max()) if (~last_in_region).any() else float("nan")
+        },
         "provisional_latency_s": {"median": _pct(ready, 50), "max": float(ready.max()) if len(ready) else float("nan")},
         "hop_s": analyzer.settings.hop_s,
         "same_windows_as_offline": bool(same_windows),
@@ -309,8 +334,12 @@ def _memory_child(model: str, path: str, *, keras_head: bool) -> None:
 def bench_memory(model: str, folder: Path, *, minutes: tuple[float, ...], corpora, keras_head: bool = False) -> dict:
     out = {}
     for m in minutes:
-        path = long_call_file(folder, seconds=m * 60, corpora=corpora, model=model, seed=7, name=f"mem{int(m)}", subtype="ULAW", sr=8000)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(path), "--model", model] + (["--keras-head"] if keras_head else [])
+        path = long_call_file(
+            folder, seconds=m * 60, corpora=corpora, model=model, seed=7, name=f"mem{int(m)}", subtype="ULAW", sr=8000
+        )
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(path), "--model", model] + (
+            ["--keras-head"] if keras_head else []
+        )
         done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         if done.returncode != 0:
             raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
@@ -334,12 +363,17 @@ def bench_telephone(bundle, *, corpora, model, n: int, seed: int = 0) -> dict:
     pool = manifest[manifest["speaker"].isin(speakers) & manifest["emotion"].isin(bundle.labels)]
     pool = pool.sample(n=min(n, len(pool)), random_state=seed)
     truth, clean, phone = [], [], []
-    for path, emotion in zip(pool["path"], pool["emotion"]):
+    for path, emotion in zip(pool["path"], pool["emotion"], strict=True):
         y = load_audio(path, sr=16_000)
         truth.append(emotion)
         clean.append(bundle.predict(y, sr=16_000).emotion)
         phone.append(bundle.predict(telephone_channel(y, sr=16_000), sr=16_000).emotion)
-    return {"clips": len(truth), "held_out": why, "clean": summary_metrics(truth, clean), "telephone": summary_metrics(truth, phone)}
+    return {
+        "clips": len(truth),
+        "held_out": why,
+        "clean": summary_metrics(truth, clean),
+        "telephone": summary_metrics(truth, phone),
+    }
 
 
 # --- main -------------------------------------------------------------------------------------------------
@@ -355,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         "speaker with --metrics-from X, the held-out bundle X",
     )
     p.add_argument("--corpora", help="corpora folder (default $SER_SHARED_CORPORA, $SER_DATA_DIR, then ../shared/corpora)")
-    p.add_argument("--quick", action="store_true", help="smaller figures: 3 calls, 3-minute speed call, 20-minute memory call, 150 clips")
+    p.add_argument(
+        "--quick", action="store_true", help="smaller figures: 3 calls, 3-minute speed call, 20-minute memory call, 150 clips"
+    )
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
     p.add_argument("--json", metavar="OUT", help="write every figure to OUT")
     p.add_argument(
@@ -381,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_start": os.getloadavg(),
         "quick": args.quick,
     }
-    print(f"Model: {report['model']} (head run by {report['head']})  Machine: {report['machine']}  load {report['load_average_at_start'][0]:.1f}")
+    print(
+        f"Model: {report['model']} (head run by {report['head']})  Machine: {report['machine']}  "
+        f"load {report['load_average_at_start'][0]:.1f}"
+    )
     accuracy_model = args.accuracy_model or held_out_sibling(model) or model
     accuracy_bundle = bundle if accuracy_model == model else _load(accuracy_model, keras_head=args.keras_head)
     report["accuracy_model"] = accuracy_bundle.describe()
@@ -400,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
                 v = r[version]
                 print(
                     f"   {version:>7}: customer per-turn accuracy {v['customer']['WA']:.3f} (UA {v['customer']['UA']:.3f}, "
-                    f"{v['customer']['n']} turns, {v['customer']['missed_turns']} without a segment); agent {v['agent']['WA']:.3f}; "
+                    f"{v['customer']['n']} turns, {v['customer']['missed_turns']} without a segment); "
+                    f"agent {v['agent']['WA']:.3f}; "
                     f"boundary error median {v['boundary_abs_s']['median']:.2f} s, mean {v['boundary_abs_s']['mean']:.2f} s, "
                     f"p90 {v['boundary_abs_s']['p90']:.2f} s (bias {v['boundary_bias_s']:+.2f} s)"
                 )
@@ -415,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"\n2. Speed: {r['call_s'] / 60:.0f}-minute stereo call: {r['wall_s']:.1f} s, real-time factor {r['rtf']:.4f} "
                 f"(CPU {r['rtf_cpu']:.4f}; target 0.03). VAD {r['vad_s']:.1f} s, encoder {r['encoder_s']:.1f} s "
-                f"({r['encoded_audio_s']:.0f} s of audio encoded, {r['speech_s_all_channels']:.0f} s of speech), head {r['head_s']:.1f} s, "
-                f"decoding and the rest {r['decode_resample_other_s']:.1f} s"
+                f"({r['encoded_audio_s']:.0f} s of audio encoded, {r['speech_s_all_channels']:.0f} s of speech), "
+                f"head {r['head_s']:.1f} s, decoding and the rest {r['decode_resample_other_s']:.1f} s"
             )
         if "streaming" not in args.skip:
             if offline is None:
@@ -427,15 +467,18 @@ def main(argv: list[str] | None = None) -> int:
             u, lat = r["update_ms"], r["final_latency_s"]
             print(
                 f"\n3. Streaming ({r['packet_ms']:.0f} ms packets): update compute p50 {u['p50']:.0f} ms, p95 {u['p95']:.0f} ms, "
-                f"max {u['max']:.0f} ms over {r['updates']} updates (target < 100 ms); idle packet p50 {r['idle_packet_ms']['p50']:.2f} ms. "
-                f"Final result after its window's audio: median {lat['median']:.2f} s, p95 {lat['p95']:.2f} s, max {lat['max']:.2f} s "
-                f"(inside a turn max {r['final_latency_inside_turn_s']['max']:.2f} s; hop {r['hop_s']} s); provisional result median "
-                f"{r['provisional_latency_s']['median']:.3f} s."
+                f"max {u['max']:.0f} ms over {r['updates']} updates (target < 100 ms); "
+                f"idle packet p50 {r['idle_packet_ms']['p50']:.2f} ms. "
+                f"Final result after its window's audio: median {lat['median']:.2f} s, p95 {lat['p95']:.2f} s, "
+                f"max {lat['max']:.2f} s (inside a turn max {r['final_latency_inside_turn_s']['max']:.2f} s; "
+                f"hop {r['hop_s']} s); "
+                f"provisional result median {r['provisional_latency_s']['median']:.3f} s."
             )
             if r["agreement"]:
                 a = r["agreement"]
                 print(
-                    f"   Agreement with offline: same windows {r['same_windows_as_offline']}, same emotion {a['same_emotion']:.3f}, "
+                    f"   Agreement with offline: same windows {r['same_windows_as_offline']}, "
+                    f"same emotion {a['same_emotion']:.3f}, "
                     f"identical probabilities {a['identical_windows']:.3f} of windows, max |dp| {a['max_abs_prob_diff']:.3f}, "
                     f"p95 {a['p95_abs_prob_diff']:.3f}, same segments {a['same_segments']}"
                 )
@@ -451,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
             print("   target: under 1024 MB")
         if "telephone" not in args.skip:
-            r = report["telephone"] = bench_telephone(accuracy_bundle, corpora=args.corpora, model=accuracy_model, n=150 if args.quick else 600)
+            r = report["telephone"] = bench_telephone(
+                accuracy_bundle, corpora=args.corpora, model=accuracy_model, n=150 if args.quick else 600
+            )
             print(
                 f"\n5. Telephone: {r['clips']} held-out clips: clean WA {r['clean']['WA']:.3f} UA {r['clean']['UA']:.3f}; "
                 f"8 kHz mu-law WA {r['telephone']['WA']:.3f} UA {r['telephone']['UA']:.3f}"

@@ -27,14 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_lib.corpora import find_corpora
+from ser_lib.evaluation import evaluate_predictions
+from ser_lib.featurize import EncoderExtractor, featurize_files
+from ser_lib.training import TrainConfig, split_manifest, train
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ser_lib.corpora import find_corpora  # noqa: E402
-from ser_lib.evaluation import evaluate_predictions  # noqa: E402
-from ser_lib.featurize import EncoderExtractor, featurize_files  # noqa: E402
-from ser_lib.training import TrainConfig, split_manifest, train  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "results.json"
 
 
@@ -56,17 +54,37 @@ def save_rows(rows: list[dict]) -> None:
 
 def show(rows: list[dict]) -> None:
     for r in rows:
-        print(f"  {r['model']:<14} {r['protocol']:<8} {r['condition']:<10} {r['corpus']:<8} WA {r['WA']:.3f}  UA {r['UA']:.3f}  F1 {r['macro_f1']:.3f}  n {r['n']}")
+        print(
+            f"  {r['model']:<14} {r['protocol']:<8} {r['condition']:<10} {r['corpus']:<8} "
+            f"WA {r['WA']:.3f}  UA {r['UA']:.3f}  F1 {r['macro_f1']:.3f}  n {r['n']}"
+        )
 
 
-def run_trained(manifest, model_type: str, split: str, epochs: int, save_dir: str | None = None, *, augment: bool = True, label: str | None = None, views: tuple[str, ...] = ("telephone",)) -> list[dict]:
+def run_trained(
+    manifest,
+    model_type: str,
+    split: str,
+    epochs: int,
+    save_dir: str | None = None,
+    *,
+    augment: bool = True,
+    label: str | None = None,
+    views: tuple[str, ...] = ("telephone",),
+) -> list[dict]:
     t = time.time()
     def report(event: dict) -> None:
         if event.get("stage") == "epoch":
             logs = " ".join(f"{k} {event[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in event)
             print(f"  epoch {event['epoch']}/{event['epochs']} {time.time() - t:.0f} s  {logs}", flush=True)
 
-    cfg = TrainConfig(model_type=model_type, split=split, epochs=epochs, augment=augment, telephone_eval=model_type == "encoder_head", encoder_views=views)
+    cfg = TrainConfig(
+        model_type=model_type,
+        split=split,
+        epochs=epochs,
+        augment=augment,
+        telephone_eval=model_type == "encoder_head",
+        encoder_views=views,
+    )
     res = train(manifest, cfg, progress=report)
     secs = time.time() - t
     print(f"{model_type} / {split}: {secs:.0f} s in all, {len(res.history)} epochs")
@@ -96,7 +114,11 @@ def run_probe(manifest) -> list[dict]:
     for view in ("clean", "telephone"):
         ids = list(split.train) + list(split.test) if view == "clean" else list(split.test)
         vals, _ = featurize_files([manifest["path"].iloc[i] for i in ids], EncoderExtractor(view=view), desc=f"frames {view}")
-        pooled[view] = {i: np.concatenate([v.astype(np.float32).mean(0), v.astype(np.float32).std(0)]) for i, v in zip(ids, vals) if v is not None}
+        pooled[view] = {
+            i: np.concatenate([v.astype(np.float32).mean(0), v.astype(np.float32).std(0)])
+            for i, v in zip(ids, vals, strict=True)
+            if v is not None
+        }
     tr = [i for i in split.train if i in pooled["clean"]]
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
     clf.fit(np.stack([pooled["clean"][i] for i in tr]), manifest["emotion"].iloc[tr])
@@ -136,7 +158,9 @@ def main() -> int:
         elif what == "encoder_head_noaug":  # ablation: what the telephone-channel augmentation buys
             rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, augment=False, label=what)
         elif what == "encoder_head_pitch":  # adds pitch-shifted copies (other voices) to the telephone ones
-            rows = run_trained(manifest, "encoder_head", "speaker", args.epochs_head, args.save_dir, label=what, views=("telephone", "pitch"))
+            rows = run_trained(
+                manifest, "encoder_head", "speaker", args.epochs_head, args.save_dir, label=what, views=("telephone", "pitch")
+            )
         else:
             raise SystemExit(f"unknown --only {what}")
         show(rows)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ser_lib.audio import load_audio
+from ser_lib.bundle import ModelBundle
 
-from ser_lib.audio import load_audio  # noqa: E402
-from ser_lib.bundle import ModelBundle  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def clip(seconds: float) -> np.ndarray:

@@ -41,14 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_lib.audio import load_audio, write_audio
+from ser_lib.augment import telephone_channel
+from ser_lib.config import SAMPLE_RATE, default_model_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from ser_lib.audio import load_audio, write_audio  # noqa: E402
-from ser_lib.augment import telephone_channel  # noqa: E402
-from ser_lib.config import SAMPLE_RATE, default_model_path  # noqa: E402
-
 logger = logging.getLogger("make_calls")
 
 ROLES = ("agent", "customer")
@@ -112,7 +109,10 @@ def held_out_speakers(manifest, model: str | os.PathLike | None) -> tuple[list[s
         chosen += speakers[-k:]
     unseen = [s for s in chosen if s not in trained]
     if trained and unseen:
-        return unseen, f"rule: last 20% of each corpus's speakers, minus those {card_path} was trained on ({len(unseen)} speakers)"
+        return (
+            unseen,
+            f"rule: last 20% of each corpus's speakers, minus those {card_path} was trained on ({len(unseen)} speakers)",
+        )
     why = f"rule: last 20% of each corpus's speakers in sorted order ({len(chosen)} speakers)"
     if trained:
         why += f"; WARNING: {card_path} was trained on all of them, so the accuracy figures are optimistic"
@@ -142,7 +142,9 @@ def _pick_emotion(rng, options: dict[str, float], available: set[str]) -> str:
     return str(rng.choice(names, p=p / p.sum()))
 
 
-def build_call(manifest, speakers: list[str], *, name: str, n_turns: int, rng: np.random.Generator) -> tuple[np.ndarray, CallSpec]:
+def build_call(
+    manifest, speakers: list[str], *, name: str, n_turns: int, rng: np.random.Generator
+) -> tuple[np.ndarray, CallSpec]:
     """One call [shape=(2, n)] at 16 kHz from two different held-out speakers, and its truth."""
     pool = manifest[manifest["speaker"].isin(speakers)]
     by_speaker = {s: g for s, g in pool.groupby("speaker")}
@@ -173,7 +175,9 @@ def build_call(manifest, speakers: list[str], *, name: str, n_turns: int, rng: n
         y = _level(np.concatenate(pieces), TURN_LEVEL_DB + float(rng.uniform(-3, 3)))
         start = int(round(t * SAMPLE_RATE))
         parts.append((ROLES.index(role), start, y))
-        turns.append(Turn(role, emotion, round(t, 3), round(t + len(y) / SAMPLE_RATE, 3), str(speaker), [str(p) for p in chosen["path"]]))
+        turns.append(
+            Turn(role, emotion, round(t, 3), round(t + len(y) / SAMPLE_RATE, 3), str(speaker), [str(p) for p in chosen["path"]])
+        )
         pause = float(rng.uniform(6.0, 15.0)) if rng.random() < 0.08 else float(rng.uniform(0.7, 2.5))
         t += len(y) / SAMPLE_RATE + pause
     total = int(round((t + float(rng.uniform(0.5, 1.5))) * SAMPLE_RATE))
@@ -217,7 +221,9 @@ def make_calls(
         spec.mono8k = write_audio(out / f"{name}_mono8k.wav", mono_telephone(x), sr=8000, subtype="ULAW").name
         (out / f"{name}.json").write_text(json.dumps(asdict(spec), indent=1))
         calls.append(asdict(spec))
-        logger.info("%s: %.0f s, %d turns, agent %s, customer %s", name, spec.duration_s, len(spec.turns), spec.agent, spec.customer)
+        logger.info(
+            "%s: %.0f s, %d turns, agent %s, customer %s", name, spec.duration_s, len(spec.turns), spec.agent, spec.customer
+        )
     index = {"held_out": why, "speakers": speakers, "seed": seed, "calls": calls}
     (out / "calls.json").write_text(json.dumps(index, indent=1))
     return index

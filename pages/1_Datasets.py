@@ -46,7 +46,13 @@ if view == "Overview":
             st.dataframe(
                 dv.duration_stats(manifest),
                 key="datasets_duration_stats",
-                column_config={"files": st.column_config.NumberColumn(format="%d"), "hours": st.column_config.NumberColumn(format="%.2f"), "mean_s": seconds, "min_s": seconds, "max_s": seconds},
+                column_config={
+                    "files": st.column_config.NumberColumn(format="%d"),
+                    "hours": st.column_config.NumberColumn(format="%.2f"),
+                    "mean_s": seconds,
+                    "min_s": seconds,
+                    "max_s": seconds,
+                },
             )
         with st.expander("Speakers"):
             st.dataframe(dv.speaker_summary(manifest), hide_index=True, key="datasets_speaker_table")
@@ -82,6 +88,8 @@ else:
             sources = {"notebook": "The notebook's 162 features (no model needed)"}
             if model is not None:
                 sources["model"] = f"The input of {model.name}"
-            source = st.segmented_control("Features", list(sources), format_func=sources.get, default="notebook", key="datasets_features", required=True)
+            source = st.segmented_control(
+                "Features", list(sources), format_func=sources.get, default="notebook", key="datasets_features", required=True
+            )
             x, kind = ui.clip_features(row["path"], model.path if source == "model" else None)
             st.plotly_chart(plots.feature_values(dv.feature_frame(x, kind=kind)), key="datasets_feature_plot")

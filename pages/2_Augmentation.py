@@ -5,10 +5,10 @@ import streamlit as st
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
+from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES
 from ser_lib.audio import load_audio, to_wav_bytes
 from ser_lib.augment import AUGMENTATIONS
 from ser_lib.config import EMOTIONS, MAX_CLIP_SECONDS, SAMPLE_RATE
-from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES
 
 LABELS = {
     "noise": "Background noise",

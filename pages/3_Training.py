@@ -35,21 +35,39 @@ with st.form("training_form", border=True):
     found = sorted(scan.manifest["corpus"].unique())
     corpora = st.multiselect("Corpora", found, default=found, key="training_corpora")
     c1, c2 = st.columns(2)
-    model_type = c1.selectbox("Model", MODEL_TYPES, format_func=MODEL_LABELS.get, key="training_model", index=MODEL_TYPES.index("seed_cnn1d"))
+    model_type = c1.selectbox(
+        "Model", MODEL_TYPES, format_func=MODEL_LABELS.get, key="training_model", index=MODEL_TYPES.index("seed_cnn1d")
+    )
     split = c2.radio("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="training_split")
     c1, c2, c3 = st.columns(3)
     epochs = c1.number_input("Epochs", 1, 500, 30, key="training_epochs")
     batch_size = c2.selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="training_batch")
-    augment = c3.toggle("Augmentation", value=True, key="training_augment", help="Noise, stretch and pitch copies (notebook model) or the telephone channel (others), training files only.")
+    augment = c3.toggle(
+        "Augmentation",
+        value=True,
+        key="training_augment",
+        help="Noise, stretch and pitch copies (notebook model) or the telephone channel (others), training files only.",
+    )
     c1, c2 = st.columns([2, 1])
     name = c1.text_input("Save as", value="my-model", key="training_name", help=f"The bundle is saved to {models_dir()}/NAME.")
-    overwrite = c2.checkbox("Overwrite an existing bundle of that name", key="training_overwrite", help="Needed to replace the shipped 'default' model.")
+    overwrite = c2.checkbox(
+        "Overwrite an existing bundle of that name",
+        key="training_overwrite",
+        help="Needed to replace the shipped 'default' model.",
+    )
     start = st.form_submit_button("Start training", type="primary", disabled=running, icon=":material/play_arrow:")
 
 if start and not running:
     with ui.guard("Starting the training"):
         target = bundle_folder_for(name, overwrite=overwrite)
-        config = TrainConfig(model_type=model_type, epochs=int(epochs), batch_size=int(batch_size), split=split, augment=augment, corpora=tuple(corpora) or None)
+        config = TrainConfig(
+            model_type=model_type,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            split=split,
+            augment=augment,
+            corpora=tuple(corpora) or None,
+        )
         st.session_state[JOB_KEY] = job = training_job(scan.manifest, config, save_to=target, overwrite=overwrite).start()
         running = True
 
@@ -98,6 +116,10 @@ if result.evaluation is not None:
     st.subheader("Held-out evaluation")
     left, right = st.columns(2)
     score = st.column_config.NumberColumn(format="%.3f")
-    left.dataframe(result.evaluation.summary_table(), key="training_summary", column_config={m: score for m in ("WA", "UA", "macro_f1")})
+    left.dataframe(
+        result.evaluation.summary_table(), key="training_summary", column_config={m: score for m in ("WA", "UA", "macro_f1")}
+    )
     left.caption(f"Split: {result.split}; {len(result.test_speakers)} test speaker(s) never heard in training.")
-    right.plotly_chart(plots.confusion_matrix(result.evaluation.confusion_normalised(), normalised=True), key="training_confusion")
+    right.plotly_chart(
+        plots.confusion_matrix(result.evaluation.confusion_normalised(), normalised=True), key="training_confusion"
+    )

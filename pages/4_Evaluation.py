@@ -4,9 +4,7 @@ import streamlit as st
 
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
-from ser_lib.config import EMOTIONS
 from ser_lib.app.jobs import evaluation_job
-from ser_lib.bundle import Prediction
 from ser_lib.app.model_view import (
     class_report,
     comparison_table,
@@ -18,6 +16,8 @@ from ser_lib.app.model_view import (
     summarise_bundle,
     with_file_names,
 )
+from ser_lib.bundle import Prediction
+from ser_lib.config import EMOTIONS
 
 JOBS_KEY = "evaluation_jobs"
 SCORE = st.column_config.NumberColumn(format="%.3f")
@@ -40,9 +40,13 @@ def benchmark_section() -> None:
         if table is None:
             return
         st.subheader("Model comparison (benchmarks/results.json)")
-        metric = st.segmented_control("Metric", ["UA", "WA", "macro_f1"], default="UA", key="evaluation_bench_metric", required=True)
+        metric = st.segmented_control(
+            "Metric", ["UA", "WA", "macro_f1"], default="UA", key="evaluation_bench_metric", required=True
+        )
         st.plotly_chart(plots.model_comparison(table, metric=metric), key="evaluation_bench_chart")
-        st.dataframe(table, hide_index=True, key="evaluation_bench_table", column_config={m: SCORE for m in ("WA", "UA", "macro_f1")})
+        st.dataframe(
+            table, hide_index=True, key="evaluation_bench_table", column_config={m: SCORE for m in ("WA", "UA", "macro_f1")}
+        )
 
 
 if not bundles:
@@ -118,7 +122,9 @@ with st.expander("Evaluate on the data folder", expanded=not results):
 
 if not results:
     for path in chosen:
-        st.warning(f"{by_path[path].name} has no saved evaluation: evaluate it on a data folder above.", icon=":material/warning:")
+        st.warning(
+            f"{by_path[path].name} has no saved evaluation: evaluate it on a data folder above.", icon=":material/warning:"
+        )
     benchmark_section()
     st.stop()
 
@@ -166,10 +172,13 @@ else:
     st.subheader("Side by side")
     st.dataframe(comparison_table(results), key="evaluation_compare")
     cols = st.columns(2, gap="large")
-    for col, name in zip(cols, names):
+    for col, name in zip(cols, names, strict=True):
         with col:
             headline(name, results[name])
-            st.plotly_chart(plots.metrics_by_corpus(results[name].summary_table(), title=f"{name}: per corpus"), key=f"evaluation_by_corpus_{name}")
+            st.plotly_chart(
+                plots.metrics_by_corpus(results[name].summary_table(), title=f"{name}: per corpus"),
+                key=f"evaluation_by_corpus_{name}",
+            )
             confusion(name, results[name], f"evaluation_confusion_{name}")
 
 # --- per-file predictions ------------------------------------------------------------------------
@@ -182,13 +191,32 @@ else:
     f1, f2, f3 = st.columns(3)
     corpora = f1.multiselect("Corpus", sorted(preds["corpus"].unique()), key="evaluation_f_corpus")
     true = f2.multiselect("True emotion", [e for e in EMOTIONS if e in set(preds["emotion"])], key="evaluation_f_true")
-    predicted = f3.multiselect("Predicted emotion", [e for e in EMOTIONS if e in set(preds["predicted"])], key="evaluation_f_pred")
+    predicted = f3.multiselect(
+        "Predicted emotion", [e for e in EMOTIONS if e in set(preds["predicted"])], key="evaluation_f_pred"
+    )
     f1, f2 = st.columns([1, 2])
     wrong = f1.toggle("Misclassified only", key="evaluation_f_wrong")
-    low = f2.slider("Confidence at most", 0.0, 1.0, 1.0, 0.05, key="evaluation_f_conf", help="Lower it to see the answers the model was unsure of.")
-    shown = filter_predictions(preds, corpora=corpora, true=true, predicted=predicted, misclassified_only=wrong, max_confidence=None if low >= 1.0 else low)
+    low = f2.slider(
+        "Confidence at most",
+        0.0,
+        1.0,
+        1.0,
+        0.05,
+        key="evaluation_f_conf",
+        help="Lower it to see the answers the model was unsure of.",
+    )
+    shown = filter_predictions(
+        preds,
+        corpora=corpora,
+        true=true,
+        predicted=predicted,
+        misclassified_only=wrong,
+        max_confidence=None if low >= 1.0 else low,
+    )
     st.caption(f"{len(shown):,} of {len(preds):,} files")
-    columns = [c for c in ("file", "corpus", "speaker", "emotion", "predicted", "confidence", "correct") if c in shown or c == "file"]
+    columns = [
+        c for c in ("file", "corpus", "speaker", "emotion", "predicted", "confidence", "correct") if c in shown or c == "file"
+    ]
     row = ui.pick_row(
         with_file_names(shown),
         key="evaluation_files",
@@ -202,7 +230,9 @@ else:
             left, right = st.columns(2)
             with left:
                 clip = resolve_clip(row["path"], manifest)
-                st.markdown(f"**{row['file']}**: true **{row['emotion']}**, predicted **{row['predicted']}** ({row['confidence']:.2f})")
+                st.markdown(
+                    f"**{row['file']}**: true **{row['emotion']}**, predicted **{row['predicted']}** ({row['confidence']:.2f})"
+                )
                 if clip is None:
                     st.info("The file is not in the current data folder, so it cannot be played.", icon=":material/music_off:")
                 else:

@@ -5,9 +5,9 @@ import streamlit as st
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
+from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, probabilities_frame, results_table
 from ser_lib.audio import to_wav_bytes
 from ser_lib.config import MAX_CLIP_SECONDS
-from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, probabilities_frame, results_table
 
 ui.page_setup("Predict", ":material/mic:")
 ui.data_folder_sidebar()
@@ -65,7 +65,14 @@ if len(results) > 1:
             **{f"p_{e}": st.column_config.NumberColumn(format="%.2f") for e in bundle.labels},
         },
     )
-    st.download_button("Download as CSV", table.to_csv(index=False), file_name="predictions.csv", mime="text/csv", key="predict_csv", icon=":material/download:")
+    st.download_button(
+        "Download as CSV",
+        table.to_csv(index=False),
+        file_name="predictions.csv",
+        mime="text/csv",
+        key="predict_csv",
+        icon=":material/download:",
+    )
 
 if not good:
     st.stop()

@@ -7,8 +7,8 @@ import streamlit as st
 from ser_lib.app import call_view as cv
 from ser_lib.app import plots_timeline as pt
 from ser_lib.app import ui as ui
-from ser_lib.config import AUDIO_EXTENSIONS
 from ser_lib.calls.timeline import TimelineSettings, analyze_call, replay
+from ser_lib.config import AUDIO_EXTENSIONS
 
 ui.page_setup("Call timeline", ":material/support_agent:")
 info = ui.model_sidebar()
@@ -44,7 +44,7 @@ def show_result(result, audio: bytes, *, key: str) -> None:
         st.audio(audio)
         return
     cards = cv.party_cards(result)
-    for card, col in zip(cards, st.columns(len(cards))):
+    for card, col in zip(cards, st.columns(len(cards)), strict=True):
         with col:
             st.markdown(f"**{card.role}**")
             st.metric("Mostly", card.dominant, help=card.dominant_share)
@@ -52,13 +52,18 @@ def show_result(result, audio: bytes, *, key: str) -> None:
             st.caption(f"Speech {card.speech}; trend {card.trend}")
     worst = result.summary["worst_moments"]
     st.plotly_chart(
-        pt.timeline_figure(result.segments, result.windows, roles=result.roles, duration_s=result.duration_s, worst=worst, speech=result.speech),
+        pt.timeline_figure(
+            result.segments, result.windows, roles=result.roles, duration_s=result.duration_s, worst=worst, speech=result.speech
+        ),
         key=f"{key}_timeline",
     )
     tabs = st.tabs([f"Probabilities: {r}" for r in result.roles] + ["Quarters", "Segments"])
-    for tab, role in zip(tabs, result.roles):
+    for tab, role in zip(tabs, result.roles, strict=False):  # the last two tabs are not per role
         with tab:
-            st.plotly_chart(pt.probabilities_figure(result.windows, role=role, duration_s=result.duration_s, labels=result.labels), key=f"{key}_p_{role}")
+            st.plotly_chart(
+                pt.probabilities_figure(result.windows, role=role, duration_s=result.duration_s, labels=result.labels),
+                key=f"{key}_p_{role}",
+            )
     with tabs[len(result.roles)]:
         left, right = st.columns(2)
         left.plotly_chart(pt.quarters_figure(result.summary), key=f"{key}_quarters")
@@ -73,18 +78,35 @@ def show_result(result, audio: bytes, *, key: str) -> None:
         st.audio(audio)
     else:
         st.dataframe(table.drop(columns="start_s"), hide_index=True, key=f"{key}_worst")
-        pick = st.selectbox("Listen to", table["#"].tolist(), format_func=lambda i: f"#{i} {table['time'][i - 1]} {table['party'][i - 1]} {table['emotion'][i - 1]}", key=f"{key}_pick")
+        pick = st.selectbox(
+            "Listen to",
+            table["#"].tolist(),
+            format_func=lambda i: f"#{i} {table['time'][i - 1]} {table['party'][i - 1]} {table['emotion'][i - 1]}",
+            key=f"{key}_pick",
+        )
         st.audio(audio, start_time=int(table["start_s"][pick - 1]))
     a, b = st.columns(2)
-    a.download_button("Download JSON", result.to_json(), file_name="call_timeline.json", mime="application/json", key=f"{key}_json")
-    b.download_button("Download segments (CSV)", result.to_csv(), file_name="call_segments.csv", mime="text/csv", key=f"{key}_csv")
+    a.download_button(
+        "Download JSON", result.to_json(), file_name="call_timeline.json", mime="application/json", key=f"{key}_json"
+    )
+    b.download_button(
+        "Download segments (CSV)", result.to_csv(), file_name="call_segments.csv", mime="text/csv", key=f"{key}_csv"
+    )
 
 
-source = st.segmented_control("Call", ["Upload a recording", "Record with the microphone"], default="Upload a recording", key="calls_source", required=True)
+source = st.segmented_control(
+    "Call", ["Upload a recording", "Record with the microphone"], default="Upload a recording", key="calls_source", required=True
+)
 
 if source == "Upload a recording":
     upload = st.file_uploader("Call recording", type=[e.lstrip(".") for e in AUDIO_EXTENSIONS], key="calls_upload")
-    left = st.radio("Stereo: the left channel is the", ["agent", "customer"], horizontal=True, key="calls_left", help="The other channel is the other party. Mono recordings are analysed as one mix ('speaker').")
+    left = st.radio(
+        "Stereo: the left channel is the",
+        ["agent", "customer"],
+        horizontal=True,
+        key="calls_left",
+        help="The other channel is the other party. Mono recordings are analysed as one mix ('speaker').",
+    )
     roles = cv.roles_for(left)
     if upload is None:
         st.info("Upload a call to see its emotion timeline.", icon=":material/upload_file:")
@@ -104,7 +126,10 @@ if source == "Upload a recording":
                     roles=roles,
                     settings=settings,
                     name=upload.name,
-                    progress=lambda done, total: bar.progress(min(1.0, done / total) if total else 1.0, text=f"Analysing the call… {pt.format_clock(done)} of {pt.format_clock(total)}"),
+                    progress=lambda done, total: bar.progress(
+                        min(1.0, done / total) if total else 1.0,
+                        text=f"Analysing the call… {pt.format_clock(done)} of {pt.format_clock(total)}",
+                    ),
                 )
                 st.session_state["calls_result"] = (run_key, result)
             bar.empty()
@@ -112,7 +137,12 @@ if source == "Upload a recording":
         if stored is not None and stored[0] == run_key:
             show_result(stored[1], data, key="calls_offline")
     else:
-        speed_name = st.selectbox("Replay speed", list(cv.REPLAY_SPEEDS), key="calls_speed", help="How fast the recording is played into the live analyser.")
+        speed_name = st.selectbox(
+            "Replay speed",
+            list(cv.REPLAY_SPEEDS),
+            key="calls_speed",
+            help="How fast the recording is played into the live analyser.",
+        )
         if st.button("Start the live replay", type="primary", icon=":material/play_arrow:", key="calls_live_start"):
             status, cards_box, chart_box = st.empty(), st.empty(), st.empty()
             last_draw, n_draw, shown = 0.0, 0, 0
@@ -128,10 +158,16 @@ if source == "Upload a recording":
                         if len(partial.windows) != shown or update.done:
                             shown, n_draw, last_draw = len(partial.windows), n_draw + 1, time.monotonic()
                             with cards_box.container():
-                                for card, col in zip(cv.party_cards(partial), st.columns(len(partial.roles))):
+                                for card, col in zip(cv.party_cards(partial), st.columns(len(partial.roles)), strict=True):
                                     col.metric(f"{card.role}: mostly", card.dominant, delta=card.trend_delta)
                             chart_box.plotly_chart(
-                                pt.timeline_figure(partial.segments, partial.windows, roles=partial.roles, duration_s=update.duration_s, speech=partial.speech),
+                                pt.timeline_figure(
+                                    partial.segments,
+                                    partial.windows,
+                                    roles=partial.roles,
+                                    duration_s=update.duration_s,
+                                    speech=partial.speech,
+                                ),
                                 key=f"calls_live_{n_draw}",
                             )
                     if update.done:

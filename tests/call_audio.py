@@ -18,7 +18,15 @@ import numpy as np
 from scipy import signal
 
 SR = 16_000
-_VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (570, 840, 2410), (300, 870, 2240), (660, 1720, 2410), (490, 1350, 1690))
+_VOWELS = (
+    (730, 1090, 2440),
+    (270, 2290, 3010),
+    (530, 1840, 2480),
+    (570, 840, 2410),
+    (300, 870, 2240),
+    (660, 1720, 2410),
+    (490, 1350, 1690),
+)
 STYLES = {
     # f0 (Hz), syllable length range (s), fricative share, spectral tilt pole
     "neutral": (105.0, (0.16, 0.30), 0.2, 0.97),
@@ -42,7 +50,7 @@ def speechlike(seconds: float, *, sr: int = SR, style: str = "neutral", seed: in
         end = min(n, pos + int(rng.uniform(lo, hi) * sr))
         x = src[pos:end]
         y = np.zeros_like(x)
-        for fc, bw in zip(_VOWELS[rng.integers(len(_VOWELS))], (80, 100, 150)):
+        for fc, bw in zip(_VOWELS[rng.integers(len(_VOWELS))], (80, 100, 150), strict=True):
             r, th = np.exp(-np.pi * bw / sr), 2 * np.pi * fc / sr
             y += signal.lfilter([1 - r], [1, -2 * r * np.cos(th), r * r], x)
         out[pos:end] += y * np.hanning(len(y)) ** 0.5
@@ -57,7 +65,16 @@ def speechlike(seconds: float, *, sr: int = SR, style: str = "neutral", seed: in
     return out.astype(np.float32)
 
 
-def make_call(turns, *, total_s: float, sr: int = SR, stereo: bool = True, roles=("agent", "customer"), noise_db: float | None = -70.0, seed: int = 0) -> np.ndarray:
+def make_call(
+    turns,
+    *,
+    total_s: float,
+    sr: int = SR,
+    stereo: bool = True,
+    roles=("agent", "customer"),
+    noise_db: float | None = -70.0,
+    seed: int = 0,
+) -> np.ndarray:
     """A call [shape=(2, n)] (stereo, channel per role) or [shape=(n,)] (mono mix).
 
     ``turns``: ``(role, style, start_s, seconds)``. ``noise_db``: a faint line noise on every
@@ -85,13 +102,16 @@ def untrained_bundle(folder: Path):
 
     folder = Path(folder)
     if not (folder / "card.json").is_file():
-        from ser_lib.models import encoder_head
-
         import keras
+
+        from ser_lib.models import encoder_head
 
         keras.utils.set_random_seed(0)
         model = encoder_head(num_classes=len(EMOTIONS))
-        ModelBundle.create(model, name="untrained", model_type="encoder_head", labels=list(EMOTIONS), frontend=EncoderFrontEnd()).save(folder)
+        bundle = ModelBundle.create(
+            model, name="untrained", model_type="encoder_head", labels=list(EMOTIONS), frontend=EncoderFrontEnd()
+        )
+        bundle.save(folder)
     return ModelBundle.load(folder)
 
 
@@ -123,5 +143,8 @@ def tiny_bundle(folder: Path):
                 ys.append(EMOTIONS.index(style))
         model = encoder_head(num_classes=len(EMOTIONS))
         model.fit(np.stack(xs), keras.utils.to_categorical(ys, len(EMOTIONS)), epochs=12, batch_size=16, verbose=0, shuffle=True)
-        ModelBundle.create(model, name="tiny", model_type="encoder_head", labels=list(EMOTIONS), frontend=EncoderFrontEnd()).save(folder)
+        bundle = ModelBundle.create(
+            model, name="tiny", model_type="encoder_head", labels=list(EMOTIONS), frontend=EncoderFrontEnd()
+        )
+        bundle.save(folder)
     return ModelBundle.load(folder)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,8 +21,6 @@ import pytest
 import soundfile as sf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # so plain `pytest` (not only `python -m pytest`) finds ser_lib
-    sys.path.insert(0, str(REPO_ROOT))
 
 # --- generated audio ----------------------------------------------------------------------------
 

@@ -14,17 +14,22 @@ import soundfile as sf
 
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import model_view as mv
+from ser_lib.app.jobs import BackgroundJob
 from ser_lib.bundle import Prediction
 from ser_lib.config import EMOTIONS
 from ser_lib.errors import BundleError, ParameterError, SERError
-from ser_lib.app.jobs import BackgroundJob
 
 
 @pytest.fixture
 def manifest() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "path": ["/d/ravdess/Actor_01/a.wav", "/d/ravdess/Actor_02/b.wav", "/d/tess/OAF_sad/OAF_back_sad.wav", "/elsewhere/c.wav"],
+            "path": [
+                "/d/ravdess/Actor_01/a.wav",
+                "/d/ravdess/Actor_02/b.wav",
+                "/d/tess/OAF_sad/OAF_back_sad.wav",
+                "/elsewhere/c.wav",
+            ],
             "corpus": ["RAVDESS", "RAVDESS", "TESS", "SAVEE"],
             "speaker": ["RAVDESS_01", "RAVDESS_02", "TESS_OAF", "SAVEE_DC"],
             "gender": ["male", "female", "female", "male"],
@@ -192,7 +197,8 @@ def predictions() -> pd.DataFrame:
 
 def test_filter_predictions(predictions):
     assert list(mv.filter_predictions(predictions, misclassified_only=True)["path"]) == ["/x/b.wav", "/x/d.wav"]
-    assert list(mv.filter_predictions(predictions, corpora=["SAVEE"], predicted=["angry"], max_confidence=0.5)["path"]) == ["/x/d.wav"]
+    unsure_savee_angry = mv.filter_predictions(predictions, corpora=["SAVEE"], predicted=["angry"], max_confidence=0.5)
+    assert list(unsure_savee_angry["path"]) == ["/x/d.wav"]
     assert len(mv.filter_predictions(predictions, true=["sad"])) == 2
 
 
@@ -343,9 +349,9 @@ def test_training_survives_streamlits_keras_session_resets(tmp_path):
     import keras
 
     from conftest import build_fake_corpus
+    from ser_lib.app.jobs import training_job
     from ser_lib.bundle import ModelBundle
     from ser_lib.corpora import find_corpora
-    from ser_lib.app.jobs import training_job
     from ser_lib.training import TrainConfig
 
     data = build_fake_corpus(tmp_path / "data", speakers=2, per_emotion=1, corpora=("RAVDESS", "SAVEE"), extras=False)

@@ -28,7 +28,14 @@ from ser_lib.config import EMOTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 #: (URL path, page title, plotly charts drawn once the page has rendered)
 PAGES = [
     ("/", "Speech emotion recognition", 0),
@@ -47,7 +54,10 @@ TIMEOUT_MS = 90_000
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium) to run browser tests"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium) to run browser tests",
+    ),
 ]
 
 
@@ -61,13 +71,11 @@ def _free_port() -> int:
 def app_url(tmp_path_factory):
     """``streamlit run Home.py`` on a free port, over a fake corpus tree and an untrained tiny model."""
     from conftest import build_fake_corpus
-
     from ser_lib.bundle import ModelBundle
-    from ser_lib.features import SeedFrontEnd
-    from ser_lib.models import seed_cnn1d
-
     from ser_lib.corpora import find_corpora
     from ser_lib.evaluation import evaluate_predictions
+    from ser_lib.features import SeedFrontEnd
+    from ser_lib.models import seed_cnn1d
 
     base = tmp_path_factory.mktemp("browser-app")
     data = build_fake_corpus(base / "data", speakers=1, per_emotion=1)
@@ -80,9 +88,20 @@ def app_url(tmp_path_factory):
     with warnings.catch_warnings():  # the shifted answers include emotions a corpus lacks
         warnings.simplefilter("ignore", UserWarning)
         evaluation = evaluate_predictions(preds, list(EMOTIONS)).to_json()
-    bundle = ModelBundle.create(seed_cnn1d(num_classes=len(EMOTIONS)), name="tiny", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd())
+    bundle = ModelBundle.create(
+        seed_cnn1d(num_classes=len(EMOTIONS)),
+        name="tiny",
+        model_type="seed_cnn1d",
+        labels=list(EMOTIONS),
+        frontend=SeedFrontEnd(),
+    )
     bundle.save(base / "models" / "tiny", evaluation=evaluation)
-    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_MODELS_DIR": str(base / "models"), "SER_MODEL": str(base / "models" / "tiny")}
+    env = {
+        **os.environ,
+        "SER_DATA_DIR": str(data),
+        "SER_MODELS_DIR": str(base / "models"),
+        "SER_MODEL": str(base / "models" / "tiny"),
+    }
     port = _free_port()
     log = open(base / "streamlit.log", "wb")
     server = subprocess.Popen(
@@ -163,7 +182,11 @@ def test_predict_shows_a_prediction_for_an_uploaded_clip(app_url, browser, tmp_p
         page.screenshot(path=str(tmp_path / "predict-result.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
         metrics = dict(
-            zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(), page.locator('[data-testid="stMetricValue"]').all_inner_texts())
+            zip(
+                page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
+                page.locator('[data-testid="stMetricValue"]').all_inner_texts(),
+                strict=True,
+            )
         )
         assert metrics["Emotion"] in EMOTIONS
         assert metrics["Length"] == "3.0 s"
@@ -208,14 +231,15 @@ def test_call_timeline_shows_the_analysis_of_an_uploaded_stereo_call(app_url, br
         # a summary card per party (left channel: agent), each with its dominant emotion and speech time
         labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-        mostly = [v for k, v in zip(labels, values) if k.strip() == "Mostly"]
+        mostly = [v for k, v in zip(labels, values, strict=True) if k.strip() == "Mostly"]
         assert len(mostly) == 2 and all(v in EMOTIONS for v in mostly), (labels, values)
         markdown = page.locator('[data-testid="stMarkdownContainer"]').all_inner_texts()
         assert "agent" in markdown and "customer" in markdown
         speech = [c for c in page.locator('[data-testid="stCaptionContainer"]').all_inner_texts() if c.startswith("Speech ")]
         assert len(speech) == 2 and all("(0% of the call)" not in c for c in speech), speech
         # the timeline chart is drawn, and the tabs for both parties' probabilities follow it
-        assert page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Emotion over the call").locator(".main-svg").count() >= 1
+        timeline = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Emotion over the call")
+        assert timeline.locator(".main-svg").count() >= 1
         tabs = page.locator('[data-testid="stTab"]').all_inner_texts()
         assert any("Probabilities: agent" in t for t in tabs) and any("Probabilities: customer" in t for t in tabs), tabs
     finally:

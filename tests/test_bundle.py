@@ -181,7 +181,9 @@ def test_a_one_epoch_head_on_generated_audio_saves_and_predicts(tmp_path, monkey
     monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
     root = fake_corpus(corpora=("RAVDESS",), speakers=3, per_emotion=1, extras=False)
     manifest = find_corpora(root).manifest
-    result = train(manifest, TrainConfig(model_type="encoder_head", epochs=1, batch_size=8, n_jobs=1, encoder_views=("telephone",)))
+    result = train(
+        manifest, TrainConfig(model_type="encoder_head", epochs=1, batch_size=8, n_jobs=1, encoder_views=("telephone",))
+    )
     assert len(result.history) == 1 and result.evaluation is not None and result.telephone is not None
     assert not set(result.split.train_speakers) & set(result.split.test_speakers)
     folder = result.bundle.save(tmp_path / "head", evaluation=result.evaluation.to_json())
@@ -225,4 +227,4 @@ def test_the_shipped_default_recognises_real_speech(shared_corpora):
     files = sorted((shared_corpora / "ravdess" / "Actor_02").glob("*"))[::6][:10]
     truth = [EMOTIONS[int(f.stem.split("-")[2]) - 1] for f in files]
     preds = [bundle.predict(load_audio(f), sr=16_000).emotion for f in files]
-    assert sum(t == p for t, p in zip(truth, preds)) >= 5
+    assert sum(t == p for t, p in zip(truth, preds, strict=True)) >= 5

@@ -120,7 +120,8 @@ def test_train_save_load_predict(fake_corpus, tmp_path, make_tone, capsys):
 
     root = fake_corpus(corpora=("RAVDESS", "SAVEE"), speakers=3)
     out_dir = tmp_path / "m"
-    args = ["train", "--data", str(root), "--model-type", "seed_cnn1d", "--epochs", "1", "--batch-size", "8", "--out", str(out_dir)]
+    args = ["train", "--data", str(root), "--model-type", "seed_cnn1d", "--epochs", "1", "--batch-size", "8"]
+    args += ["--out", str(out_dir)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"saved {out_dir}" in out

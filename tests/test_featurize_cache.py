@@ -49,7 +49,7 @@ def test_second_run_hits_the_cache(clips, tmp_path):
     second = CountingExtractor()
     again, _ = run(clips, second, tmp_path / "cache")
     assert second.calls == []
-    for a, b in zip(values, again):
+    for a, b in zip(values, again, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -154,5 +154,5 @@ def test_two_processes_give_the_same_values(fake_corpus):
     seen = []
     two, f2 = featurize_files(paths, extractor, n_jobs=2, cache=False, progress=lambda d, t: seen.append(d))
     assert f1 == f2 == [] and seen[-1] == len(paths)
-    for a, b in zip(one, two):  # same seeds per file; only float32 rounding (BLAS/FFT threads) may differ
+    for a, b in zip(one, two, strict=True):  # same seeds per file; only float32 rounding (BLAS/FFT threads) may differ
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

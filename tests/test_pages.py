@@ -77,7 +77,12 @@ def models_dir(tmp_path_factory, manifest) -> Path:
         ev = _fake_evaluation(manifest, seed)
         metrics = {"protocol": "speaker", "overall": ev["overall"], "per_corpus": ev["per_corpus"]}
         bundle = ModelBundle.create(
-            seed_cnn1d(num_classes=len(EMOTIONS)), name=name, model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd(), metrics=metrics
+            seed_cnn1d(num_classes=len(EMOTIONS)),
+            name=name,
+            model_type="seed_cnn1d",
+            labels=list(EMOTIONS),
+            frontend=SeedFrontEnd(),
+            metrics=metrics,
         )
         bundle.save(folder / name, evaluation=ev)
     return folder

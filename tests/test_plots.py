@@ -9,11 +9,11 @@ import pytest
 
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
+from ser_lib.app.model_view import probabilities_frame
 from ser_lib.bundle import Prediction
 from ser_lib.config import EMOTIONS
 from ser_lib.corpora import emotion_counts
 from ser_lib.errors import ParameterError
-from ser_lib.app.model_view import probabilities_frame
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_class_distribution_stacks_files_per_corpus(manifest):
     assert [t.name for t in fig.data] == list(EMOTIONS)  # canonical order, one colour each
     assert fig.data[EMOTIONS.index("angry")].marker.color == plots.EMOTION_COLORS["angry"]
     totals = np.sum([np.asarray(t.y, float) for t in fig.data], axis=0)
-    assert dict(zip(fig.data[0].x, totals)) == {"RAVDESS": 16, "TESS": 3, "all corpora": 19}
+    assert dict(zip(fig.data[0].x, totals, strict=True)) == {"RAVDESS": 16, "TESS": 3, "all corpora": 19}
 
 
 def test_class_distribution_normalised_bars_sum_to_one(manifest):
@@ -69,7 +69,7 @@ def test_empty_frames_give_a_labelled_empty_figure():
 
 def test_speakers_chart_one_trace_per_gender(manifest):
     fig = plots.speakers_chart(dv.speakers_by_gender(manifest))
-    by_gender = {t.name: dict(zip(t.x, t.y)) for t in fig.data}
+    by_gender = {t.name: dict(zip(t.x, t.y, strict=True)) for t in fig.data}
     assert by_gender == {"female": {"RAVDESS": 1, "TESS": 1}, "male": {"RAVDESS": 1}}
 
 
@@ -146,15 +146,30 @@ def test_confusion_matrix_static_for_reports(confusion):
 
 
 def test_training_curves():
-    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.7, 1.6], "accuracy": [0.2, 0.4, 0.5], "val_accuracy": [0.2, 0.3, 0.35]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [2.0, 1.5, 1.2],
+            "val_loss": [2.1, 1.7, 1.6],
+            "accuracy": [0.2, 0.4, 0.5],
+            "val_accuracy": [0.2, 0.3, 0.35],
+        }
+    )
     fig = plots.training_curves(history)
-    assert [(t.name, t.xaxis) for t in fig.data] == [("training", "x"), ("validation", "x"), ("training", "x2"), ("validation", "x2")]
+    assert [(t.name, t.xaxis) for t in fig.data] == [
+        ("training", "x"),
+        ("validation", "x"),
+        ("training", "x2"),
+        ("validation", "x2"),
+    ]
     assert list(fig.data[3].y) == [0.2, 0.3, 0.35]
     assert plots.training_curves(pd.DataFrame()).layout.annotations[-1].text == "Waiting for the first epoch"
 
 
 def test_metrics_by_corpus_and_model_comparison():
-    summary = pd.DataFrame({"WA": [0.5, 0.6], "UA": [0.4, 0.55], "macro_f1": [0.35, 0.5], "n": [10, 20]}, index=["TESS", "overall"])
+    summary = pd.DataFrame(
+        {"WA": [0.5, 0.6], "UA": [0.4, 0.55], "macro_f1": [0.35, 0.5], "n": [10, 20]}, index=["TESS", "overall"]
+    )
     fig = plots.metrics_by_corpus(summary)
     assert [t.name for t in fig.data] == [plots.METRIC_LABELS[m] for m in ("WA", "UA", "macro_f1")]
     rows = pd.DataFrame(

@@ -12,9 +12,6 @@ import pytest
 import soundfile as sf
 
 from call_audio import SR, make_call, speechlike, tiny_bundle
-from ser_lib.config import EMOTIONS, SENTIMENT_WEIGHTS
-from ser_lib.errors import EmptyAudioError, ParameterError, UnreadableAudioError
-from ser_lib.calls.vad import VADSettings
 from ser_lib.calls.timeline import (
     MONO_ROLE,
     StreamingAnalyzer,
@@ -28,6 +25,9 @@ from ser_lib.calls.timeline import (
     smooth_probabilities,
     summarize,
 )
+from ser_lib.calls.vad import VADSettings
+from ser_lib.config import EMOTIONS, SENTIMENT_WEIGHTS
+from ser_lib.errors import EmptyAudioError, ParameterError, UnreadableAudioError
 
 #: A 25 s call: the customer is angry in the second of their turns, everything else is neutral.
 TURNS = [
@@ -65,7 +65,7 @@ def test_sentiment_uses_the_documented_weights():
     labels = list(EMOTIONS)
     eye = np.eye(len(labels))
     values = sentiment(eye, labels=labels)
-    assert dict(zip(labels, values)) == SENTIMENT_WEIGHTS
+    assert dict(zip(labels, values, strict=True)) == SENTIMENT_WEIGHTS
     assert values.min() == -1.0 and values.max() == 1.0
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(len(labels)), size=100)
@@ -104,9 +104,11 @@ def test_smoothing_outvotes_one_stray_window():
 
 def _windows(starts, emotions, *, region=0, channel=1, role="customer", window=3.0, labels=("neutral", "angry")):
     rows = []
-    for s, e in zip(starts, emotions):
+    for s, e in zip(starts, emotions, strict=True):
         p = {lab: (0.8 if lab == e else 0.2) for lab in labels}
-        rows.append({"channel": channel, "role": role, "region": region, "start_s": s, "end_s": s + window, "emotion": e, **{f"p_{k}": v for k, v in p.items()}})
+        probabilities = {f"p_{k}": v for k, v in p.items()}
+        where = {"channel": channel, "role": role, "region": region}
+        rows.append({**where, "start_s": s, "end_s": s + window, "emotion": e, **probabilities})
     w = pd.DataFrame(rows)
     w["sentiment"] = sentiment(w[[f"p_{lab}" for lab in labels]].to_numpy(), labels=labels)
     return w
@@ -131,10 +133,11 @@ def test_summary_quarters_trend_and_worst_moments():
     labels = ("neutral", "angry")
     segments = pd.DataFrame(
         [
-            {"channel": 1, "role": "customer", "start_s": 5.0, "end_s": 20.0, "emotion": "neutral", "confidence": 0.8, "sentiment": -0.2, "windows": 10},
-            {"channel": 1, "role": "customer", "start_s": 70.0, "end_s": 90.0, "emotion": "angry", "confidence": 0.9, "sentiment": -0.8, "windows": 12},
-            {"channel": 0, "role": "agent", "start_s": 30.0, "end_s": 40.0, "emotion": "neutral", "confidence": 0.9, "sentiment": 0.0, "windows": 8},
-        ]
+            (1, "customer", 5.0, 20.0, "neutral", 0.8, -0.2, 10),
+            (1, "customer", 70.0, 90.0, "angry", 0.9, -0.8, 12),
+            (0, "agent", 30.0, 40.0, "neutral", 0.9, 0.0, 8),
+        ],
+        columns=["channel", "role", "start_s", "end_s", "emotion", "confidence", "sentiment", "windows"],
     )
     speech = segments[["channel", "role", "start_s", "end_s"]].assign(region=0, closed=True, judged=True)
     windows = _windows([5.0, 70.0, 80.0], ["neutral", "angry", "angry"], labels=labels)
@@ -230,7 +233,9 @@ def test_streaming_with_complete_chunks_only_is_identical(bundle, call, offline)
     cols = ["channel", "start_s", "end_s", "emotion", *[f"p_{lab}" for lab in bundle.labels]]
     key = ["channel", "start_s"]
     pd.testing.assert_frame_equal(
-        offline.windows[cols].sort_values(key).reset_index(drop=True), live.windows[cols].sort_values(key).reset_index(drop=True), atol=1e-6
+        offline.windows[cols].sort_values(key).reset_index(drop=True),
+        live.windows[cols].sort_values(key).reset_index(drop=True),
+        atol=1e-6,
     )
     pd.testing.assert_frame_equal(offline.segments, live.segments, atol=1e-6)
 
@@ -359,7 +364,8 @@ def _cli(argv):
 def test_cli_analyze_call_writes_json_and_csv(bundle, call, tmp_path, capsys):
     path = tmp_path / "call.wav"
     sf.write(path, call.T, SR)
-    assert _cli(["analyze-call", str(path), "--model", str(bundle.path), "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")]) == 0
+    outputs = ["--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")]
+    assert _cli(["analyze-call", str(path), "--model", str(bundle.path), *outputs]) == 0
     out = capsys.readouterr().out
     assert "customer" in out and "Strongest negative moments" in out
     data = json.loads((tmp_path / "o.json").read_text())
@@ -370,7 +376,8 @@ def test_cli_analyze_call_writes_json_and_csv(bundle, call, tmp_path, capsys):
 def test_cli_realtime_prints_windows_as_they_come(bundle, call, tmp_path, capsys):
     path = tmp_path / "short.wav"
     sf.write(path, call[:, : 10 * SR].T, SR)
-    assert _cli(["analyze-call", str(path), "--model", str(bundle.path), "--realtime", "--speed", "0", "--channels", "customer,agent"]) == 0
+    live = ["--realtime", "--speed", "0", "--channels", "customer,agent"]
+    assert _cli(["analyze-call", str(path), "--model", str(bundle.path), *live]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert lines and all(("customer:" in line) or ("agent:" in line) for line in lines)
 
@@ -384,7 +391,13 @@ def test_cli_analyze_calls_is_resumable(bundle, call, tmp_path, capsys):
     out = tmp_path / "results.csv"
     assert _cli(["analyze-calls", str(folder), "--out", str(out), "--model", str(bundle.path), "--no-progress"]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert [(r["file"], r["role"]) for r in rows] == [("a.wav", "agent"), ("a.wav", "customer"), ("b.flac", "agent"), ("b.flac", "customer"), ("c.wav", "")]
+    assert [(r["file"], r["role"]) for r in rows] == [
+        ("a.wav", "agent"),
+        ("a.wav", "customer"),
+        ("b.flac", "agent"),
+        ("b.flac", "customer"),
+        ("c.wav", ""),
+    ]
     assert rows[2]["no_speech"] == "True" and "Could not read" in rows[4]["error"]
     sf.write(folder / "d.wav", call[:, : 6 * SR].T, SR)
     assert _cli(["analyze-calls", str(folder), "--out", str(out), "--model", str(bundle.path), "--no-progress"]) == 0
@@ -416,7 +429,13 @@ def test_other_models_load_through_keras(tmp_path):
     from ser_lib.head_numpy import load_for_calls
     from ser_lib.models import logmel_cnn
 
-    ModelBundle.create(logmel_cnn(num_classes=len(EMOTIONS)), name="lm", model_type="logmel_cnn", labels=list(EMOTIONS), frontend=LogMelFrontEnd()).save(tmp_path / "lm")
+    ModelBundle.create(
+        logmel_cnn(num_classes=len(EMOTIONS)),
+        name="lm",
+        model_type="logmel_cnn",
+        labels=list(EMOTIONS),
+        frontend=LogMelFrontEnd(),
+    ).save(tmp_path / "lm")
     assert type(load_for_calls(tmp_path / "lm")) is ModelBundle
 
 
@@ -429,7 +448,8 @@ def test_the_call_command_never_imports_tensorflow(bundle, call, tmp_path):
     sf.write(path, call[:, : 8 * SR].T, SR)
     script = (
         "import sys; from ser_lib.cli import main; "
-        f"code = main(['analyze-call', {str(path)!r}, '--model', {str(bundle.path)!r}, '--quiet', '--json', {str(tmp_path / 'o.json')!r}]); "
+        f"code = main(['analyze-call', {str(path)!r}, '--model', {str(bundle.path)!r}, "
+        f"'--quiet', '--json', {str(tmp_path / 'o.json')!r}]); "
         "print('tensorflow' in sys.modules, code)"
     )
     root = Path(__file__).resolve().parent.parent

@@ -16,7 +16,9 @@ def manifest(speakers_per_corpus: dict[str, int], clips: int = 8) -> pd.DataFram
     for corpus, n in speakers_per_corpus.items():
         for s in range(n):
             for c in range(clips):
-                rows.append({"path": f"/x/{corpus}_{s}_{c}.wav", "corpus": corpus, "speaker": f"{corpus}_{s}", "emotion": emotions[c % 4]})
+                rows.append(
+                    {"path": f"/x/{corpus}_{s}_{c}.wav", "corpus": corpus, "speaker": f"{corpus}_{s}", "emotion": emotions[c % 4]}
+                )
     return pd.DataFrame(rows)
 
 
@@ -84,7 +86,12 @@ def test_notebook_model_trains_with_a_training_only_scaler_and_can_be_cancelled(
     root = fake_corpus(corpora=("CREMA-D",), speakers=3, per_emotion=1, extras=False)
     m = find_corpora(root).manifest
     events = []
-    result = train(m, TrainConfig(model_type="seed_cnn1d", epochs=3, batch_size=4, n_jobs=1), progress=events.append, should_stop=lambda: bool([e for e in events if e.get("stage") == "epoch"]))
+    result = train(
+        m,
+        TrainConfig(model_type="seed_cnn1d", epochs=3, batch_size=4, n_jobs=1),
+        progress=events.append,
+        should_stop=lambda: bool([e for e in events if e.get("stage") == "epoch"]),
+    )
     assert result.stopped and len(result.history) == 2  # stopped in the second epoch (Keras records it), not 3
     assert result.evaluation is None  # a cancelled run is not scored as if complete
     stages = [e["stage"] for e in events]

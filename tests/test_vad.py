@@ -12,8 +12,8 @@ import pytest
 import soxr
 
 from call_audio import SR, speechlike
-from ser_lib.errors import ParameterError
 from ser_lib.calls.vad import StreamingVAD, VADSettings, detect_speech
+from ser_lib.errors import ParameterError
 
 
 def _place(total_s: float, spans, *, style="neutral", sr=SR) -> np.ndarray:

@@ -9,9 +9,9 @@ duration summaries, and waveforms and spectrograms reduced to what a browser can
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd

@@ -37,7 +37,9 @@ def _layout(title: str | None, *, legend: bool = True, subplots: bool = False, *
     (above the subplot titles when there are some), so neither overlaps the other."""
     top = 40 + (34 if legend else 0) + (18 if subplots else 0)
     layout = dict(
-        title=dict(text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=10, l=4), font=dict(size=15)),
+        title=dict(
+            text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=10, l=4), font=dict(size=15)
+        ),
         margin=dict(l=10, r=10, t=top, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.08 if subplots else 1.0, x=0, traceorder="normal"),
         showlegend=legend,

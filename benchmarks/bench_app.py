@@ -91,11 +91,11 @@ def tone(seconds: float, f0: float) -> bytes:
 def tiny_model(folder: Path) -> Path:
     from ser_lib.bundle import ModelBundle
     from ser_lib.config import EMOTIONS
-    from ser_lib.features import SeedFrontEnd
-    from ser_lib.models import seed_cnn1d
+    from ser_lib.frontends import NotebookFrontEnd
+    from ser_lib.models import notebook_cnn1d
 
     bundle = ModelBundle.create(
-        seed_cnn1d(num_classes=8), name="bench", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd()
+        notebook_cnn1d(num_classes=8), name="bench", model_type="notebook_cnn1d", labels=list(EMOTIONS), frontend=NotebookFrontEnd()
     )
     return bundle.save(folder / "bench")
 

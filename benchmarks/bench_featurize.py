@@ -6,9 +6,9 @@ On the same N clips (default 60, spread evenly over the corpora's sorted manifes
 
 (a) the notebook's loop, exactly as in ``shared/SEED_PIPELINE.md``, in this one process:
     ``librosa.load(path, duration=2.5, offset=0.6)``, then the 162 features (five separate librosa
-    calls: ``seed_features_reference``) of the clip, of the clip plus noise, and of
+    calls: ``notebook_features_reference``) of the clip, of the clip plus noise, and of
     ``pitch_shift(time_stretch(y, rate=0.8), n_steps=0.7)``: 3 rows per clip;
-(b) ``featurize_files(paths, SeedExtractor(augment=True), n_jobs=<cores>, cache=False)``: the first
+(b) ``featurize_files(paths, NotebookExtractor(augment=True), n_jobs=<cores>, cache=False)``: the first
     call (worker start-up and their first-call compilation included), then the same call again
     (where the process pool keeps its workers between calls, they are warm);
 (c) the same with the cache warm (a temporary cache folder, filled by one run that is reported too).
@@ -54,19 +54,19 @@ def notebook_loop(paths: list[str], seed: int = 0) -> list[np.ndarray]:
     """The notebook's featurising loop (SEED_PIPELINE.md), one clip after the other."""
     import librosa
 
-    from ser_lib.features import seed_features_reference
+    from ser_lib.features import notebook_features_reference
 
     rng = np.random.default_rng(seed)  # the notebook used np.random; same cost, no global state
     rows = []
     for path in paths:
         data, sr = librosa.load(path, duration=2.5, offset=0.6)
-        rows.append(seed_features_reference(data, sr=sr))
+        rows.append(notebook_features_reference(data, sr=sr))
         amp = 0.035 * rng.uniform() * np.amax(data)
         noisy = data + amp * rng.normal(size=data.shape[0])
-        rows.append(seed_features_reference(noisy, sr=sr))
+        rows.append(notebook_features_reference(noisy, sr=sr))
         stretched = librosa.effects.time_stretch(data, rate=0.8)
         shifted = librosa.effects.pitch_shift(stretched, sr=sr, n_steps=0.7)
-        rows.append(seed_features_reference(shifted, sr=sr))
+        rows.append(notebook_features_reference(shifted, sr=sr))
     return rows
 
 
@@ -93,14 +93,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    from ser_lib.featurize import SeedExtractor, featurize_files
+    from ser_lib.featurize import NotebookExtractor, featurize_files
 
     paths = pick_clips(args.data, args.n)
     load_before = os.getloadavg()
     print(f"{len(paths)} clips from {args.data}, {args.jobs} worker(s) on {os.cpu_count()} core(s), "
           f"load average {load_before[0]:.1f}", flush=True)
 
-    extractor = SeedExtractor(augment=True)
+    extractor = NotebookExtractor(augment=True)
     notebook_loop(paths[:1])  # warm-up: numba compilation inside librosa, untimed
     nb_rows, t_nb = timed(lambda: notebook_loop(paths))
     (values, failures), t_par = timed(

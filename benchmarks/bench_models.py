@@ -2,8 +2,8 @@
 
 Rows (each: WA, UA, macro-F1 overall and per corpus, clean and through the telephone channel):
 
-- ``seed_cnn1d`` on the notebook's random split (leaky, as the notebook reported it)
-- ``seed_cnn1d`` speaker-independent (the honest floor)
+- ``notebook_cnn1d`` on the notebook's random split (leaky, as the notebook reported it)
+- ``notebook_cnn1d`` speaker-independent (the honest floor)
 - ``logmel_cnn`` speaker-independent (the fast CNN option)
 - ``linear_probe``: logistic regression on the mean and std of Whisper-base frames
 - ``encoder_head``: the CNN head on Whisper-base frames (the shipped default's recipe)
@@ -135,7 +135,7 @@ def run_probe(manifest) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
-    ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "seed_cnn1d", "seed_random", "logmel_cnn"])
+    ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "notebook_cnn1d", "seed_random", "logmel_cnn"])
     ap.add_argument("--epochs-seed", type=int, default=50, help="the notebook trained 50 epochs")
     ap.add_argument("--epochs-logmel", type=int, default=20)
     ap.add_argument("--epochs-head", type=int, default=30)
@@ -148,9 +148,9 @@ def main() -> int:
         if what == "linear_probe":
             rows = run_probe(manifest)
         elif what == "seed_random":
-            rows = run_trained(manifest, "seed_cnn1d", "random", args.epochs_seed, args.save_dir)
-        elif what == "seed_cnn1d":
-            rows = run_trained(manifest, "seed_cnn1d", "speaker", args.epochs_seed, args.save_dir)
+            rows = run_trained(manifest, "notebook_cnn1d", "random", args.epochs_seed, args.save_dir)
+        elif what == "notebook_cnn1d":
+            rows = run_trained(manifest, "notebook_cnn1d", "speaker", args.epochs_seed, args.save_dir)
         elif what == "logmel_cnn":
             rows = run_trained(manifest, "logmel_cnn", "speaker", args.epochs_logmel, args.save_dir)
         elif what == "encoder_head":

@@ -6,12 +6,13 @@ from ser_lib.app import plots
 from ser_lib.app import ui as ui
 from ser_lib.app.jobs import keep_partial, training_job
 from ser_lib.app.model_view import bundle_folder_for, models_dir
-from ser_lib.training import MODEL_TYPES, TrainConfig
+from ser_lib.config import MODEL_TYPES
+from ser_lib.training import TrainConfig
 
 MODEL_LABELS = {
     "encoder_head": "Whisper-base encoder + small CNN head (best; needs the encoder weights)",
     "logmel_cnn": "2D CNN on log-mel spectrograms",
-    "seed_cnn1d": "The notebook's 1D CNN on 162 averaged features (fastest)",
+    "notebook_cnn1d": "The notebook's 1D CNN on 162 averaged features (fastest)",
 }
 SPLIT_LABELS = {
     "speaker": "Speaker-independent (honest: test speakers never heard in training)",
@@ -36,7 +37,7 @@ with st.form("training_form", border=True):
     corpora = st.multiselect("Corpora", found, default=found, key="training_corpora")
     c1, c2 = st.columns(2)
     model_type = c1.selectbox(
-        "Model", MODEL_TYPES, format_func=MODEL_LABELS.get, key="training_model", index=MODEL_TYPES.index("seed_cnn1d")
+        "Model", MODEL_TYPES, format_func=MODEL_LABELS.get, key="training_model", index=MODEL_TYPES.index("notebook_cnn1d")
     )
     split = c2.radio("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="training_split")
     c1, c2, c3 = st.columns(3)

@@ -1,87 +1,156 @@
-"""A trained model as a bundle: ``model.keras`` plus a JSON card, one interface for every model.
+"""A trained model as a bundle: one interface for every model, run with ONNX Runtime.
 
 The card names the front end (the notebook's 162 features, log-mel, or a pretrained encoder
 and its weights' hash) and everything above it (the CLI, the pages, the call timeline) only
-asks the bundle: :meth:`ModelBundle.predict_proba`, :meth:`ModelBundle.predict_files`,
-:meth:`ModelBundle.window_probabilities`. Loading checks the card before using the model.
-Models are never pickled.
+asks the bundle: :meth:`ModelBundle.predict`, :meth:`ModelBundle.predict_source`,
+:meth:`ModelBundle.predict_files`, :meth:`ModelBundle.window_probabilities`.
+
+Inference never imports TensorFlow: the network runs from ``model.onnx`` with ONNX Runtime. The
+Keras model (``model.keras``) is kept beside it for training and conversion only. Loading checks
+the card, the ONNX file's SHA-256 against the card, the labels and front end written into the
+ONNX file's metadata against the card, and the encoder weights' hash. Models are never pickled.
 
 Layout of a bundle folder::
 
     models/NAME/
-        model.keras        the Keras model
-        card.json          labels, sample rate, front end, training data, split, metrics, date
+        model.onnx         the network, for inference (ONNX Runtime)
+        model.keras        the same network as Keras saved it (training, conversion)
+        card.json          labels, sample rate, front end, files' hashes, training data, split, metrics
         evaluation.json    held-out metrics and per-file predictions (optional)
+
+A bundle saved before ONNX (no ``model.onnx``) is converted with one command:
+``python -m ser_lib export-onnx models/NAME`` (:func:`ser_lib.export.export_bundle`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import __version__
-from .audio import load_audio, resample, validate_audio
-from .config import EMOTIONS, MODELS_DIR, SAMPLE_RATE, default_model_path
+from .audio import AudioSource, resample, source_name, validate_audio
+from .config import EMOTIONS, MODEL_TYPE_ALIASES, MODELS_DIR, SAMPLE_RATE, default_model_path
 from .errors import BundleError, ParameterError, SERError
-from .features import WHISPER_FRAME_RATE, LogMelFrontEnd, SeedFrontEnd
+from .features import window_frames
+from .frontends import EncoderFrontEnd, FrontEnd, LogMelFrontEnd, NotebookFrontEnd, frontend_from_settings
+from .io import check_bundle_target, dumps_json, json_default, sha256_file
+from .progress import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
 EVALUATION_FILE = "evaluation.json"
-CARD_VERSION = 1
+#: 2: the network is also saved as ONNX (``model.onnx``), whose hash the card records.
+CARD_VERSION = 2
 _REQUIRED = ("card_version", "name", "model_type", "labels", "sample_rate", "frontend", "files", "created")
 
+#: Metadata keys written into every ``model.onnx`` (and checked against the card on load).
+ONNX_META_LABELS = "ser_lib.labels"
+ONNX_META_FRONTEND = "ser_lib.frontend"
 
-@dataclass(frozen=True)
-class EncoderFrontEnd:
-    """A pretrained encoder's frames [shape=(t, dim)], 50 per second; the head sees them all."""
-
-    kind: str = "encoder"
-    backbone: str = "whisper-base"
-    sample_rate: int = SAMPLE_RATE
-    frame_rate: int = WHISPER_FRAME_RATE
-    train_frames: int = 150
-    chunk_seconds: float = 10.0
-
-    def settings(self) -> dict:
-        from .backbone import weights_sha256
-
-        return {**asdict(self), "sha256": weights_sha256(self.backbone)}
-
-
-FrontEnd = SeedFrontEnd | LogMelFrontEnd | EncoderFrontEnd
-
-
-def frontend_from_settings(settings: dict) -> FrontEnd:
-    """Rebuild a front end from the settings stored in a card."""
-    kind = settings.get("kind")
-    classes = {"seed162": SeedFrontEnd, "logmel": LogMelFrontEnd, "encoder": EncoderFrontEnd}
-    if kind not in classes:
-        raise BundleError(f"Unknown front end kind={kind!r} in the card: expected one of {sorted(classes)}")
-    cls = classes[kind]
-    names = set(cls.__dataclass_fields__)
-    return cls(**{k: v for k, v in settings.items() if k in names})
+__all__ = [
+    "CARD_FILE",
+    "EVALUATION_FILE",
+    "MODEL_FILE",
+    "ONNX_FILE",
+    "BundleInfo",
+    "EncoderFrontEnd",
+    "LogMelFrontEnd",
+    "ModelBundle",
+    "NotebookFrontEnd",
+    "Prediction",
+    "list_bundles",
+    "read_card",
+]
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def canonical_model_type(model_type: str) -> str:
+    """The current name of a model type (``seed_cnn1d`` -> ``notebook_cnn1d``)."""
+    return MODEL_TYPE_ALIASES.get(model_type, model_type)
+
+
+def bundle_folder(path: str | os.PathLike | None = None) -> Path:
+    """The bundle folder meant by ``path``: the folder itself, or the folder of its card or model file."""
+    folder = Path(path).expanduser() if path else default_model_path()
+    if folder.is_file() and folder.name in (CARD_FILE, MODEL_FILE, ONNX_FILE):
+        folder = folder.parent
+    return folder
+
+
+def read_card(folder: str | os.PathLike) -> dict:
+    """Read and check ``card.json`` in bundle ``folder`` (without loading the model).
+
+    Raises
+    ------
+    BundleError
+        When the card is missing, not UTF-8 JSON, not an object, or incomplete.
+    """
+    card_path = Path(folder) / CARD_FILE
+    if not card_path.is_file():
+        raise BundleError(f"The bundle {folder} has no {CARD_FILE}: it is incomplete; retrain or re-copy it.")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BundleError(f"The card {card_path} is not valid UTF-8 JSON ({type(exc).__name__}: {exc}).") from exc
+    return validate_card(card, folder)
+
+
+def validate_card(card: Any, folder: str | os.PathLike = "<card>") -> dict:
+    """Check a card's fields and return it with its model type under its current name.
+
+    Raises
+    ------
+    BundleError
+        When the card is not an object, lacks a field, or has labels, files or a front end that
+        cannot be right.
+    """
+    if not isinstance(card, dict):
+        raise BundleError(f"The card in {folder} holds a JSON {type(card).__name__}, not an object: it is damaged.")
+    missing = [k for k in _REQUIRED if k not in card]
+    if missing:
+        raise BundleError(f"The card in {folder} lacks {missing}: it was not written by ser_lib or is damaged.")
+    labels = card["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(lab, str) for lab in labels):
+        raise BundleError(f"The card in {folder} has labels={labels!r}: expected a list of emotion names.")
+    unknown = [lab for lab in labels if lab not in EMOTIONS]
+    if unknown or len(set(labels)) != len(labels):
+        raise BundleError(f"The card in {folder} has labels {labels}: expected distinct names from {list(EMOTIONS)}.")
+    if not isinstance(card["files"], dict):
+        raise BundleError(f"The card in {folder} has files={card['files']!r}: expected an object of file hashes.")
+    card["model_type"] = canonical_model_type(str(card["model_type"]))
+    frontend_from_settings(card["frontend"])
+    return card
+
+
+def check_backbone(card: dict, folder: Path | str = "<card>") -> None:
+    """Raise :class:`BundleError` if the card's encoder is unknown or not the installed weights."""
+    backbone = card.get("backbone")
+    if card["frontend"].get("kind") == "encoder" and not backbone:
+        raise BundleError(f"The card in {folder} uses an encoder front end but names no backbone and its hash: it is damaged.")
+    if not backbone:
+        return
+    from .backbone import BACKBONES, weights_sha256
+
+    name = backbone.get("name") if isinstance(backbone, dict) else None
+    if name not in BACKBONES:
+        raise BundleError(f"The card in {folder} names backbone {name!r}, which this version does not know.")
+    if backbone.get("sha256") != weights_sha256(name):
+        raise BundleError(
+            f"The card in {folder} was trained on {name} weights with SHA-256 {backbone.get('sha256')}, "
+            f"but the installed ones hash to {weights_sha256(name)}: retrain the head on these weights."
+        )
 
 
 @dataclass
@@ -93,22 +162,63 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
 
 
-class ModelBundle:
-    """A loaded model with its card and front end.
+class _OnnxNetwork:
+    """``model.onnx`` in an ONNX Runtime session: ``(batch, ...) float32 -> (batch, n_labels)``."""
 
-    Build one with :meth:`load` (from a folder) or :meth:`create` (after training).
+    def __init__(self, path: Path, *, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # The heads are small: two threads beat more on short batches, and leave cores to the encoder.
+        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+            raise BundleError(f"ONNX Runtime could not load {path}: {exc}. Re-export it with `python -m ser_lib export-onnx {path.parent}`.") from exc
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = list(inp.shape)
+        out = self.session.get_outputs()[0].shape
+        self.n_outputs = out[-1] if out and isinstance(out[-1], int) else None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+class _KerasNetwork:
+    """A Keras model traced once into a ``tf.function`` with a free batch (and time) axis (training only)."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        self.model = model
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        self.n_outputs = int(model.output_shape[-1])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(batch))
+
+
+class ModelBundle:
+    """A trained network with its card and front end.
+
+    Build one with :meth:`load` (from a folder: runs ``model.onnx`` with ONNX Runtime) or
+    :meth:`create` (after training: runs the Keras model until saved).
     """
 
-    def __init__(self, model, card: dict, *, path: Path | None = None, scaler: dict | None = None):
-        self.model = model
+    def __init__(self, network, card: dict, *, path: Path | None = None, keras_model=None, scaler: dict | None = None):
+        self.network = network
         self.card = card
         self.path = path
+        self._keras_model = keras_model
         self.labels: list[str] = list(card["labels"])
         self.frontend: FrontEnd = frontend_from_settings(card["frontend"])
         sc = scaler if scaler is not None else card.get("scaler")
         self.scaler = None if sc is None else (np.asarray(sc["mean"], np.float32), np.asarray(sc["scale"], np.float32))
-        self._encoder = None
-        self._fn = None
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -123,12 +233,12 @@ class ModelBundle:
         training: dict | None = None,
         metrics: dict | None = None,
         scaler: dict | None = None,
-    ) -> "ModelBundle":
-        """A new, unsaved bundle around a trained Keras ``model``."""
+    ) -> ModelBundle:
+        """A new, unsaved bundle around a trained Keras ``model`` (run by Keras until :meth:`save`)."""
         card = {
             "card_version": CARD_VERSION,
             "name": name,
-            "model_type": model_type,
+            "model_type": canonical_model_type(model_type),
             "labels": list(labels),
             "sample_rate": frontend.sample_rate,
             "frontend": frontend.settings(),
@@ -143,96 +253,105 @@ class ModelBundle:
         }
         if isinstance(frontend, EncoderFrontEnd):
             card["backbone"] = {"name": frontend.backbone, "sha256": card["frontend"]["sha256"]}
-        return cls(model, card)
+        return cls(_KerasNetwork(model), card, keras_model=model)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> "ModelBundle":
+    def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None) -> ModelBundle:
         """Load the bundle in folder ``path`` (default: the shipped ``models/default``).
 
         Raises
         ------
         BundleError
-            When the folder, card or model file is missing, the card is incomplete, the model
-            file does not match the card's hash, or the card's backbone is not the installed one.
+            When the folder, card or ONNX file is missing or damaged, the ONNX file does not match
+            the card's hash, labels or front end, or the card's encoder is not the installed one.
         """
-        folder = Path(path).expanduser() if path else default_model_path()
-        if folder.is_file() and folder.name == CARD_FILE:
-            folder = folder.parent
-        if folder.is_file() and folder.suffix == ".keras":
-            folder = folder.parent
+        folder = bundle_folder(path)
         if not folder.is_dir():
             raise BundleError(
-                f"No model bundle at {folder}: expected a folder with {MODEL_FILE} and {CARD_FILE}. "
+                f"No model bundle at {folder}: expected a folder with {ONNX_FILE} and {CARD_FILE}. "
                 "Train one with `python -m ser_lib train --data DIR --out models/NAME`."
             )
-        card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
-        if not card_path.is_file():
-            raise BundleError(f"The bundle {folder} has no {CARD_FILE}: it is incomplete; retrain or re-copy it.")
-        if not model_path.is_file():
-            raise BundleError(f"The bundle {folder} has no {MODEL_FILE}: it is incomplete; retrain or re-copy it.")
-        try:
-            card = json.loads(card_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BundleError(f"The card {card_path} is not valid JSON ({exc}).") from exc
-        cls.check_card(card, folder)
-        expected = card["files"].get(MODEL_FILE)
-        if expected and _file_sha256(model_path) != expected:
+        card = read_card(folder)
+        check_backbone(card, folder)
+        onnx_path = folder / ONNX_FILE
+        if not onnx_path.is_file():
+            if (folder / MODEL_FILE).is_file():
+                raise BundleError(
+                    f"The bundle {folder} was saved before models ran with ONNX Runtime (it has {MODEL_FILE} but no "
+                    f"{ONNX_FILE}): convert it once with `python -m ser_lib export-onnx {folder}`."
+                )
+            raise BundleError(f"The bundle {folder} has no {ONNX_FILE}: it is incomplete; retrain or re-copy it.")
+        expected = card["files"].get(ONNX_FILE)
+        if not expected:
             raise BundleError(
-                f"{model_path} does not match its card (SHA-256 differs): the model file was replaced or "
+                f"The card in {folder} records no hash for {ONNX_FILE}, so the file cannot be checked: "
+                f"re-export it with `python -m ser_lib export-onnx {folder}`."
+            )
+        if onnx_path.stat().st_size == 0:
+            raise BundleError(f"{onnx_path} is empty (0 bytes): the model file was damaged; re-copy the bundle.")
+        if sha256_file(onnx_path) != expected:
+            raise BundleError(
+                f"{onnx_path} does not match its card (SHA-256 differs): the model file was replaced or "
                 "damaged. Use the model file saved with this card."
             )
-        from . import models as _models  # registers custom layers  # noqa: F401
-        import keras
+        network = _OnnxNetwork(onnx_path, threads=threads)
+        cls._check_network(network, card, folder)
+        return cls(network, card, path=folder)
 
-        try:
-            model = keras.models.load_model(model_path, compile=False)
-        except Exception as exc:  # Keras raises many types for a bad file
-            raise BundleError(f"Keras could not load {model_path}: {exc}") from exc
-        out = int(model.output_shape[-1])
-        if out != len(card["labels"]):
+    @staticmethod
+    def _check_network(network: _OnnxNetwork, card: dict, folder: Path) -> None:
+        """The ONNX file's outputs, labels and front end must be the card's."""
+        if network.n_outputs is not None and network.n_outputs != len(card["labels"]):
             raise BundleError(
-                f"{model_path} predicts {out} classes but its card lists {len(card['labels'])} labels: "
+                f"{folder / ONNX_FILE} predicts {network.n_outputs} classes but its card lists {len(card['labels'])} labels: "
                 "the card belongs to another model."
             )
-        return cls(model, card, path=folder)
+        meta = network.metadata
+        if ONNX_META_LABELS in meta and json.loads(meta[ONNX_META_LABELS]) != card["labels"]:
+            raise BundleError(
+                f"{folder / ONNX_FILE} was trained with labels {json.loads(meta[ONNX_META_LABELS])} but its card lists "
+                f"{card['labels']}: the card was edited or belongs to another model."
+            )
+        if ONNX_META_FRONTEND in meta:
+            saved = json.loads(meta[ONNX_META_FRONTEND])
+            if frontend_from_settings(saved) != frontend_from_settings(card["frontend"]):
+                raise BundleError(
+                    f"{folder / ONNX_FILE} was trained on front end {saved} but its card says {card['frontend']}: "
+                    "the card was edited or belongs to another model."
+                )
 
     @staticmethod
     def check_card(card: dict, folder: Path | str = "<card>") -> None:
         """Raise :class:`BundleError` if the card is incomplete or names something not installed."""
-        missing = [k for k in _REQUIRED if k not in card]
-        if missing:
-            raise BundleError(f"The card in {folder} lacks {missing}: it was not written by ser_lib or is damaged.")
-        unknown = [lab for lab in card["labels"] if lab not in EMOTIONS]
-        if unknown:
-            raise BundleError(f"The card in {folder} has labels {unknown} outside the canonical emotions {list(EMOTIONS)}")
-        frontend_from_settings(card["frontend"])
-        backbone = card.get("backbone")
-        if backbone:
-            from .backbone import BACKBONES, weights_sha256
+        check_backbone(validate_card(card, folder), folder)
 
-            name = backbone.get("name")
-            if name not in BACKBONES:
-                raise BundleError(f"The card in {folder} names backbone {name!r}, which this version does not know.")
-            if backbone.get("sha256") != weights_sha256(name):
-                raise BundleError(
-                    f"The card in {folder} was trained on {name} weights with SHA-256 {backbone.get('sha256')}, "
-                    f"but the installed ones hash to {weights_sha256(name)}: retrain the head on these weights."
-                )
+    def keras_model(self):
+        """The Keras model (imports TensorFlow): the trained one, or ``model.keras`` read from the bundle."""
+        if self._keras_model is None:
+            from .export import load_keras_model
+
+            if self.path is None:
+                raise BundleError(f"{self.name} has no Keras model and no folder to read one from.")
+            self._keras_model = load_keras_model(self.path, self.card)
+        return self._keras_model
 
     def save(self, path: str | os.PathLike, *, evaluation: dict | None = None, overwrite: bool = False) -> Path:
-        """Write ``model.keras``, ``card.json`` (and ``evaluation.json``) into folder ``path``, atomically."""
-        folder = Path(path).expanduser()
-        if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise BundleError(f"{folder} already holds a bundle: choose another name or pass overwrite=True.")
+        """Write ``model.keras``, ``model.onnx``, ``card.json`` (and ``evaluation.json``) into ``path``, atomically."""
+        from .export import export_onnx
+
+        folder = check_bundle_target(path, overwrite=overwrite)
+        model = self.keras_model()
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
-            self.model.save(tmp / MODEL_FILE)
-            self.card["files"] = {MODEL_FILE: _file_sha256(tmp / MODEL_FILE)}
+            model.save(tmp / MODEL_FILE)
+            export_onnx(model, tmp / ONNX_FILE, labels=self.labels, frontend=self.card["frontend"], model_type=self.card["model_type"])
+            self.card["files"] = {MODEL_FILE: sha256_file(tmp / MODEL_FILE), ONNX_FILE: sha256_file(tmp / ONNX_FILE)}
+            self.card["card_version"] = CARD_VERSION
             self.card["name"] = folder.name
-            (tmp / CARD_FILE).write_text(json.dumps(self.card, indent=1, default=_json_default))
+            (tmp / CARD_FILE).write_text(dumps_json(self.card))
             if evaluation is not None:
-                (tmp / EVALUATION_FILE).write_text(json.dumps(evaluation, default=_json_default))
+                (tmp / EVALUATION_FILE).write_text(json.dumps(evaluation, default=json_default))
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
@@ -255,11 +374,12 @@ class ModelBundle:
     def describe(self) -> str:
         """One line naming the model: what a page shows beside a prediction."""
         fe = self.frontend
-        what = {
-            "seed162": "notebook 1D CNN on 162 features",
-            "logmel": "2D CNN on log-mel",
-            "encoder": f"{getattr(fe, 'backbone', 'encoder')} encoder + CNN head",
-        }[fe.kind]
+        if isinstance(fe, NotebookFrontEnd):
+            what = "notebook 1D CNN on 162 features"
+        elif isinstance(fe, LogMelFrontEnd):
+            what = "2D CNN on log-mel"
+        else:
+            what = f"{fe.backbone} encoder + CNN head"
         ua = (self.card.get("metrics") or {}).get("overall", {}).get("UA")
         tail = f", speaker-independent UA {ua:.2f}" if isinstance(ua, (int, float)) else ""
         return f"{self.name} ({what}{tail})"
@@ -272,55 +392,38 @@ class ModelBundle:
 
     # --- features --------------------------------------------------------------------------
     def encoder(self):
-        """The bundle's pretrained encoder (loaded on first use)."""
+        """The bundle's pretrained encoder (loaded on first use, shared in this process)."""
         if not isinstance(self.frontend, EncoderFrontEnd):
             raise ParameterError(f"{self.name} uses the {self.frontend.kind} front end, which has no encoder")
-        if self._encoder is None:
-            from .backbone import WhisperEncoder
-
-            self._encoder = WhisperEncoder(self.frontend.backbone)
-        return self._encoder
+        return self.frontend.encoder()
 
     def embed(self, y: np.ndarray, *, sr: int = SAMPLE_RATE) -> np.ndarray:
-        """Encoder frames of ``y`` [shape=(t, dim)], in chunks of the front end's ``chunk_seconds``."""
-        y = resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=SAMPLE_RATE)
-        enc = self.encoder()
-        step = int(self.frontend.chunk_seconds * SAMPLE_RATE)
-        if len(y) <= step:
-            return enc.encode(y)
-        return np.concatenate([enc.encode(y[i : i + step]) for i in range(0, len(y), step)], axis=0)
+        """Encoder frames of ``y`` [shape=(t, dim)] (encoder bundles only)."""
+        if not isinstance(self.frontend, EncoderFrontEnd):
+            raise ParameterError(f"{self.name} uses the {self.frontend.kind} front end, which has no encoder")
+        return self.frontend.features(y, sr)
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        if self.scaler is not None:
+            x = (x - self.scaler[0]) / self.scaler[1]
+        return x[:, None]
 
     def features(self, y: np.ndarray, *, sr: int) -> np.ndarray:
-        """What the model's input layer sees for one clip (without the batch axis)."""
+        """What the network's input sees for audio ``y`` at ``sr`` (without the batch axis)."""
+        x = self.frontend.features(y, sr)
+        return self._scaled(x) if isinstance(self.frontend, NotebookFrontEnd) else x
+
+    def source_features(self, source: AudioSource) -> np.ndarray:
+        """What the network's input sees for a file (or bytes): decoded by the front end, as in training."""
         fe = self.frontend
-        if isinstance(fe, EncoderFrontEnd):
-            return self.embed(y, sr=sr)
-        x = fe(y, sr)
-        if isinstance(fe, SeedFrontEnd):
-            if self.scaler is not None:
-                x = (x - self.scaler[0]) / self.scaler[1]
-            return x[:, None]
-        return x
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """The model on one batch. Traced once into a ``tf.function`` with a free batch (and, for
-        encoder heads, time) axis: an eager Keras call costs 11-13 ms whatever the batch, the
-        traced one 2-4 ms with the same numbers (to 1e-7)."""
-        if self._fn is None:
-            import keras
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                model = self.model
-                spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-                self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-            else:
-                self._fn = lambda x: keras.ops.convert_to_numpy(self.model(x, training=False))
-        return np.asarray(self._fn(batch), dtype=np.float64)
+        y = fe.load(source)
+        validate_audio(y, sr=fe.sample_rate, name=source_name(source))
+        if isinstance(fe, NotebookFrontEnd):
+            return self._scaled(fe.features(y, fe.sample_rate, cropped=True))
+        return fe.features(y, fe.sample_rate)
 
     def probabilities_from_features(self, xs: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [shape=(len(xs), n_labels)] for model inputs ``xs``.
+        """Class probabilities [shape=(len(xs), n_labels)] for network inputs ``xs``.
 
         Inputs of different lengths (encoder frames) are grouped by length, never padded, so a
         clip's answer does not depend on the others in the call.
@@ -332,7 +435,7 @@ class ModelBundle:
         for idx in groups.values():
             for s in range(0, len(idx), batch_size):
                 part = idx[s : s + batch_size]
-                out[part] = self._run(np.stack([np.asarray(xs[i], np.float32) for i in part]))
+                out[part] = self.network(np.stack([np.asarray(xs[i], np.float32) for i in part]))
         return out
 
     # --- prediction --------------------------------------------------------------------------
@@ -343,34 +446,33 @@ class ModelBundle:
 
     def predict(self, y: np.ndarray, *, sr: int) -> Prediction:
         """The emotion, its probability and every class probability for one clip."""
-        p = self.predict_proba(y, sr=sr)
-        return self._prediction(p)
+        return self._prediction(self.predict_proba(y, sr=sr))
+
+    def predict_source(self, source: AudioSource) -> Prediction:
+        """:meth:`predict` for a file, bytes or file object, decoded the way the model was trained."""
+        return self._prediction(self.probabilities_from_features([self.source_features(source)])[0])
 
     def _prediction(self, p: np.ndarray) -> Prediction:
         k = int(np.argmax(p))
         return Prediction(self.labels[k], float(p[k]), {lab: float(v) for lab, v in zip(self.labels, p)})
 
-    def predict_files(
-        self, paths: Sequence[str | os.PathLike], *, progress: Callable[[int, int], None] | None = None
-    ) -> pd.DataFrame:
+    def predict_files(self, paths: Sequence[str | os.PathLike], *, progress: ProgressCallback | None = None) -> pd.DataFrame:
         """One row per file: path, emotion, confidence, a probability column per label, error.
 
         A file that cannot be read gets its error message in ``error`` and no prediction; the
-        others are unaffected.
+        others are unaffected. ``progress`` receives stage ``"predict"``, in files.
         """
         rows = []
         for i, path in enumerate(paths):
             row: dict[str, Any] = {"path": str(path)}
             try:
-                y = load_audio(path, sr=SAMPLE_RATE)
-                pred = self.predict(y, sr=SAMPLE_RATE)
+                pred = self.predict_source(path)
                 row.update(emotion=pred.emotion, confidence=pred.confidence, error="")
                 row.update({f"p_{k}": v for k, v in pred.probabilities.items()})
             except SERError as exc:
                 row.update(emotion=None, confidence=np.nan, error=str(exc))
             rows.append(row)
-            if progress:
-                progress(i + 1, len(paths))
+            report(progress, "predict", i + 1, len(paths))
         cols = ["path", "emotion", "confidence", *[f"p_{lab}" for lab in self.labels], "error"]
         return pd.DataFrame(rows).reindex(columns=cols)
 
@@ -389,7 +491,8 @@ class ModelBundle:
         probabilities : np.ndarray [shape=(k, n_labels)]
 
         Encoder bundles encode ``y`` once (in chunks) and pool each window from the frames it
-        covers, instead of re-encoding overlapping windows.
+        covers (:func:`ser_lib.features.window_frames`, as the call engine does), instead of
+        re-encoding overlapping windows.
         """
         windows = np.asarray(windows, dtype=float).reshape(-1, 2)
         if len(windows) == 0:
@@ -397,59 +500,43 @@ class ModelBundle:
         y = resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=SAMPLE_RATE)
         if self.frame_rate:
             frames = self.embed(y)
-            return self.probabilities_from_frames(frames, windows)
-        xs = []
-        for start, end in windows:
-            seg = y[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            xs.append(self.features(seg, sr=SAMPLE_RATE))
+            return self.probabilities_from_features([window_frames(frames, a, b, rate=self.frame_rate) for a, b in windows])
+        xs = [self.features(y[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)], sr=SAMPLE_RATE) for a, b in windows]
         return self.probabilities_from_features(xs)
-
-    def probabilities_from_frames(self, frames: np.ndarray, windows: np.ndarray) -> np.ndarray:
-        """Probabilities for ``windows`` (seconds) pooled from encoder ``frames`` of one signal."""
-        rate = self.frame_rate
-        if not rate:
-            raise ParameterError(f"{self.name} does not work on encoder frames")
-        xs = []
-        for start, end in np.asarray(windows, float).reshape(-1, 2):
-            a = int(round(start * rate))
-            b = max(a + 1, min(len(frames), int(round(end * rate))))
-            xs.append(frames[a:b])
-        return self.probabilities_from_features(xs)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, pd.DataFrame):
-        return o.to_dict(orient="records")
-    raise TypeError(f"Not JSON serialisable: {type(o).__name__}")
 
 
 @dataclass
 class BundleInfo:
-    """A bundle found on disk, read from its card only (the model is not loaded)."""
+    """A bundle found on disk, read from its card only (the model is not loaded).
+
+    ``error`` is set (and ``card`` empty) for a folder whose card cannot be read: it is listed as
+    damaged rather than hidden or allowed to break a page.
+    """
 
     name: str
     path: Path
     card: dict
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
 
 
-def list_bundles(models_dir: str | os.PathLike | None = None) -> list[BundleInfo]:
-    """Every folder under ``models_dir`` (default ``models/``) holding a readable card, by name."""
+def list_bundles(models_dir: str | os.PathLike | None = None, *, include_damaged: bool = False) -> list[BundleInfo]:
+    """Every folder under ``models_dir`` (default ``models/``) holding a card, by name.
+
+    Folders whose card cannot be read are logged and left out, or listed with ``error`` set when
+    ``include_damaged``.
+    """
     root = Path(models_dir) if models_dir else MODELS_DIR
     found = []
     if root.is_dir():
         for card_path in sorted(root.glob(f"*/{CARD_FILE}")):
             try:
-                card = json.loads(card_path.read_text())
-            except (OSError, json.JSONDecodeError):
-                logger.warning("Ignoring %s: not valid JSON", card_path)
-                continue
-            found.append(BundleInfo(card_path.parent.name, card_path.parent, card))
+                found.append(BundleInfo(card_path.parent.name, card_path.parent, read_card(card_path.parent)))
+            except BundleError as exc:
+                logger.warning("Ignoring %s: %s", card_path.parent, exc)
+                if include_damaged:
+                    found.append(BundleInfo(card_path.parent.name, card_path.parent, {}, error=str(exc)))
     return found

@@ -47,6 +47,13 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".opus", ".ogg", ".flac", ".mp3", "
 #: Largest file the library decodes in one piece (bytes); calls are streamed in blocks instead.
 MAX_CLIP_SECONDS: float = 60.0
 
+#: Model types a bundle can hold (the front end each uses is in :mod:`ser_lib.frontends`).
+MODEL_TYPES: tuple[str, ...] = ("encoder_head", "logmel_cnn", "notebook_cnn1d")
+#: Old model-type names still accepted (``seed_cnn1d`` is the notebook's model).
+MODEL_TYPE_ALIASES: dict[str, str] = {"seed_cnn1d": "notebook_cnn1d"}
+#: How training splits the data: by speaker (honest), the notebook's random split, or none.
+SPLITS: tuple[str, ...] = ("speaker", "random", "none")
+
 PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
 MODELS_DIR: Path = PROJECT_ROOT / "models"
 DEFAULT_MODEL_NAME: str = "default"

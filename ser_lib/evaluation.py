@@ -17,18 +17,31 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, confusion_matrix, f1_score
 
 from .config import EMOTIONS
 from .errors import ParameterError
+from .io import write_json
+from .progress import ProgressCallback
+
+
+def scored_labels(y_true: Sequence[str]) -> list[str]:
+    """The emotions macro averages run over: those present in the truth, in canonical order.
+
+    The one definition of macro-F1 everywhere (headline figures, per-class report, pages): an
+    emotion a corpus does not have is not scored (its F1 would be 0 or undefined), although
+    predicting it still costs the true emotion's recall.
+    """
+    seen = set(np.asarray(y_true, dtype=object))
+    return [e for e in EMOTIONS if e in seen]
 
 
 def summary_metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> dict:
-    """``{"WA", "UA", "macro_f1", "n"}`` for string labels."""
+    """``{"WA", "UA", "macro_f1", "n"}`` for string labels (macro-F1 over :func:`scored_labels`)."""
     y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
     if len(y_true) == 0:
         return {"WA": float("nan"), "UA": float("nan"), "macro_f1": float("nan"), "n": 0}
-    present = [e for e in EMOTIONS if e in set(y_true)]
+    present = scored_labels(y_true)
     with warnings.catch_warnings():  # a corpus without calm/surprise may still be predicted as such: expected
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
         ua = float(balanced_accuracy_score(y_true, y_pred))
@@ -92,7 +105,7 @@ class EvaluationResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=1))
+        write_json(path, self.to_json())
         return path
 
 
@@ -107,23 +120,40 @@ def evaluate_predictions(predictions: pd.DataFrame, labels: Sequence[str], *, me
     df["correct"] = df["emotion"] == df["predicted"]
     overall = summary_metrics(df["emotion"], df["predicted"])
     per_corpus = {c: summary_metrics(g["emotion"], g["predicted"]) for c, g in df.groupby("corpus", sort=True)}
-    present = [e for e in EMOTIONS if e in set(df["emotion"]) | set(df["predicted"])]
-    p, r, f, s = precision_recall_fscore_support(df["emotion"], df["predicted"], labels=present, zero_division=0)
-    per_class = pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": s}, index=present)
+    per_class = class_report(df["emotion"], df["predicted"]).drop(index=["macro avg", "weighted avg"], errors="ignore")
     cm_labels = [e for e in EMOTIONS if e in set(labels) | set(df["emotion"])]
     cm = confusion_matrix(df["emotion"], df["predicted"], labels=cm_labels)
     confusion = pd.DataFrame(cm, index=cm_labels, columns=cm_labels)
     return EvaluationResult(list(labels), df, overall, per_corpus, per_class, confusion, meta or {})
 
 
+def class_report(y_true: Sequence[str], y_pred: Sequence[str]) -> pd.DataFrame:
+    """scikit-learn's ``classification_report`` as a table: precision, recall, f1 and support per
+    emotion of :func:`scored_labels`, then ``macro avg`` (its f1 is :func:`summary_metrics`'s
+    ``macro_f1``) and ``weighted avg``."""
+    labels = scored_labels(y_true)
+    if not labels:
+        return pd.DataFrame(columns=["precision", "recall", "f1", "support"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        rep = classification_report(list(y_true), list(y_pred), labels=labels, output_dict=True, zero_division=0)
+    rows = {k: rep[k] for k in [*labels, "macro avg", "weighted avg"]}
+    table = pd.DataFrame(rows).T.rename(columns={"f1-score": "f1"})[["precision", "recall", "f1", "support"]]
+    table["support"] = table["support"].astype(int)
+    return table
+
+
 def evaluate_bundle(
     bundle,
     manifest: pd.DataFrame,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     meta: dict | None = None,
 ) -> EvaluationResult:
-    """Score ``bundle`` on every file of ``manifest`` (all of it treated as test data)."""
+    """Score ``bundle`` on every file of ``manifest`` (all of it treated as test data).
+
+    ``progress`` receives stage ``"predict"`` steps, in files.
+    """
     if manifest.empty:
         raise ParameterError("The manifest is empty: there is nothing to evaluate.")
     table = bundle.predict_files(list(manifest["path"]), progress=progress)

@@ -1,24 +1,21 @@
-"""Feature extractors: the notebook's 162-value vector, log-mel, and Whisper's log-mel.
+"""Feature functions: the notebook's 162-value vector, Whisper's log-mel, and window pooling.
 
-Each front end is a small class with a JSON-serialisable ``settings()`` dict (stored in a model
-bundle's card) and ``__call__(y, sr)`` that returns the features the model sees.
+The front ends built on them (what a model hears, from file to input) are in :mod:`ser_lib.frontends`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import librosa
 import numpy as np
 
-from .audio import resample
 from .errors import ParameterError
 
 # --- the notebook's 162 features ------------------------------------------------------------
 
 
-def seed_features(y: np.ndarray, *, sr: int = 22_050, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
+def notebook_features(y: np.ndarray, *, sr: int = 22_050, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
     """The notebook's 162-value vector: means over frames of ZCR, 12 chroma, 20 MFCC, RMS, 128 mel.
 
     Computed from one STFT shared by chroma, mel, MFCC and RMS (the notebook computed it four
@@ -61,7 +58,7 @@ def _chroma_filters(sr: int, n_fft: int, tuning: float) -> np.ndarray:
     return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=12).astype(np.float32)
 
 
-def seed_features_reference(y: np.ndarray, *, sr: int = 22_050) -> np.ndarray:
+def notebook_features_reference(y: np.ndarray, *, sr: int = 22_050) -> np.ndarray:
     """The notebook's own code: five separate librosa calls (kept to check and time against)."""
     zcr = np.mean(librosa.feature.zero_crossing_rate(y=y).T, axis=0)
     stft = np.abs(librosa.stft(y))
@@ -70,75 +67,6 @@ def seed_features_reference(y: np.ndarray, *, sr: int = 22_050) -> np.ndarray:
     rms = np.mean(librosa.feature.rms(y=y).T, axis=0)
     mel = np.mean(librosa.feature.melspectrogram(y=y, sr=sr).T, axis=0)
     return np.hstack([zcr, chroma, mfcc, rms, mel]).astype(np.float32)
-
-
-# --- front ends -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeedFrontEnd:
-    """The notebook's front end: 2.5 s from 0.6 s in, at 22,050 Hz, 162 averaged features."""
-
-    kind: str = "seed162"
-    sample_rate: int = 22_050
-    offset: float = 0.6
-    duration: float = 2.5
-
-    def settings(self) -> dict:
-        return asdict(self)
-
-    def crop(self, y: np.ndarray, sr: int) -> np.ndarray:
-        y = resample(y, orig_sr=sr, target_sr=self.sample_rate)
-        start = int(self.offset * self.sample_rate)
-        if len(y) - start < self.sample_rate * 0.5:  # short clip (an upload): keep all of it
-            start = 0
-        return y[start : start + int(self.duration * self.sample_rate)]
-
-    def __call__(self, y: np.ndarray, sr: int) -> np.ndarray:
-        """``y`` at ``sr`` -> features [shape=(162,)]."""
-        return seed_features(self.crop(y, sr), sr=self.sample_rate)
-
-
-@dataclass(frozen=True)
-class LogMelFrontEnd:
-    """Log-mel spectrogram: 64 mels, 32 ms windows, 20 ms hop, at 16 kHz, fixed length.
-
-    A 20 ms hop (rather than 10 ms) halves the CNN's cost on a 2-core machine; emotion cues
-    (pitch contour, energy, spectral tilt) change more slowly than that.
-    """
-
-    kind: str = "logmel"
-    sample_rate: int = 16_000
-    n_fft: int = 512
-    hop_length: int = 320
-    n_mels: int = 64
-    seconds: float = 3.0
-
-    def settings(self) -> dict:
-        return asdict(self)
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.seconds * self.sample_rate) // self.hop_length + 1
-
-    def fit_length(self, y: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Crop (centre, or random with ``rng``) or zero-pad ``y`` to ``seconds``."""
-        n = int(self.seconds * self.sample_rate)
-        if len(y) >= n:
-            start = (len(y) - n) // 2 if rng is None else int(rng.integers(0, len(y) - n + 1))
-            return y[start : start + n]
-        out = np.zeros(n, dtype=np.float32)
-        start = (n - len(y)) // 2
-        out[start : start + len(y)] = y
-        return out
-
-    def __call__(self, y: np.ndarray, sr: int, *, rng: np.random.Generator | None = None) -> np.ndarray:
-        """``y`` at ``sr`` -> log-mel [shape=(n_frames, n_mels)], float32 (dB / 80)."""
-        y = self.fit_length(resample(y, orig_sr=sr, target_sr=self.sample_rate), rng=rng)
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels, fmax=8000
-        )
-        return (librosa.power_to_db(mel, ref=1.0, top_db=80.0) / 80.0).T.astype(np.float32)
 
 
 # --- Whisper's front end ----------------------------------------------------------------------

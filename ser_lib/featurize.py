@@ -6,7 +6,7 @@ seconds. Files that cannot be read are reported, not fatal.
 
 Extractors provided here:
 
-- :class:`SeedExtractor`: the notebook's 162 features (optionally its three augmented rows).
+- :class:`NotebookExtractor`: the notebook's 162 features (optionally its three augmented rows).
 - :class:`LogMelExtractor`: a fixed-length log-mel (optionally through the telephone channel).
 - :class:`EncoderExtractor`: Whisper encoder frames (clean or through the telephone channel).
 """
@@ -23,16 +23,14 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .audio import load_audio
 from .augment import PitchShift, notebook_variants, telephone_channel
 from .cache import FeatureCache
-from .config import SAMPLE_RATE
 from .errors import ParameterError, SERError
-from .features import LogMelFrontEnd, SeedFrontEnd, seed_features
+from .frontends import EncoderFrontEnd, LogMelFrontEnd, NotebookFrontEnd
+from .progress import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
 
 
 def file_seed(path: str, seed: int) -> int:
@@ -40,41 +38,56 @@ def file_seed(path: str, seed: int) -> int:
     return (zlib.crc32(os.path.basename(path).encode()) ^ (seed * 2654435761)) & 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
-class SeedExtractor:
-    """The notebook's rows for one file: [shape=(1 or 3, 162)]."""
+#: Bumped when what an extractor computes for the same settings changes (old cache entries then
+#: no longer match). 2: every front end decodes through its own ``load`` (one path with serving).
+EXTRACTOR_VERSION = 2
 
-    frontend: SeedFrontEnd = field(default_factory=SeedFrontEnd)
+
+@dataclass(frozen=True)
+class NotebookExtractor:
+    """The notebook's rows for one file: [shape=(1 or 3, 162)].
+
+    Decodes and crops with :meth:`NotebookFrontEnd.load` and computes the features with
+    :meth:`NotebookFrontEnd.features`, exactly as a bundle does when it serves the file; the
+    augmented rows (``augment``) are the notebook's noise and stretch-plus-pitch copies.
+    """
+
+    frontend: NotebookFrontEnd = field(default_factory=NotebookFrontEnd)
     augment: bool = False
     seed: int = 0
 
     def settings(self) -> dict:
-        return {"extractor": "seed", **self.frontend.settings(), "augment": self.augment, "seed": self.seed}
+        return {"extractor": "notebook", **self.frontend.settings(), "augment": self.augment, "seed": self.seed, "version": EXTRACTOR_VERSION}
 
     def __call__(self, path: str) -> np.ndarray:
         fe = self.frontend
-        y = load_audio(path, sr=fe.sample_rate, offset=fe.offset, duration=fe.duration)
-        if not self.augment:  # `y` is already the cropped window: `fe(y, ...)` would crop 0.6 s again
-            return seed_features(y, sr=fe.sample_rate)[None]
+        y = fe.load(path)
+        if not self.augment:
+            return fe.features(y, fe.sample_rate, cropped=True)[None]
         rng = np.random.default_rng(file_seed(path, self.seed))
-        return np.stack([seed_features(v, sr=fe.sample_rate) for v in notebook_variants(y, fe.sample_rate, rng=rng)])
+        return np.stack([fe.features(v, fe.sample_rate, cropped=True) for v in notebook_variants(y, fe.sample_rate, rng=rng)])
 
 
 @dataclass(frozen=True)
 class LogMelExtractor:
-    """Log-mel of one file's centre ``seconds`` [shape=(n_frames, n_mels)], optionally telephoned."""
+    """Log-mel of one file's centre ``seconds`` [shape=(n_frames, n_mels)], float16, optionally telephoned."""
 
     frontend: LogMelFrontEnd = field(default_factory=LogMelFrontEnd)
     view: str = "clean"
 
     def settings(self) -> dict:
-        return {"extractor": "logmel", **self.frontend.settings(), "view": self.view}
+        return {"extractor": "logmel", **self.frontend.settings(), "view": self.view, "version": EXTRACTOR_VERSION}
 
     def __call__(self, path: str) -> np.ndarray:
-        y = load_audio(path, sr=SAMPLE_RATE)
+        fe = self.frontend
+        y = fe.load(path)
         if self.view == "telephone":
-            y = telephone_channel(y, sr=SAMPLE_RATE)
-        return self.frontend(y, SAMPLE_RATE).astype(np.float16)
+            y = telephone_channel(y, sr=fe.sample_rate)
+        return fe.features(y, fe.sample_rate).astype(np.float16)
+
+
+#: The views of a clip the encoder head can be trained on.
+ENCODER_VIEWS: tuple[str, ...] = ("clean", "telephone", "pitch", "pitch+telephone")
 
 
 @dataclass(frozen=True)
@@ -91,42 +104,34 @@ class EncoderExtractor:
     threads: int = 1
     seed: int = 0
 
+    def __post_init__(self):
+        if self.view not in ENCODER_VIEWS:
+            raise ParameterError(f"Unknown view {self.view!r}: expected one of {ENCODER_VIEWS}")
+
+    @property
+    def frontend(self) -> EncoderFrontEnd:
+        return EncoderFrontEnd(backbone=self.backbone)
+
     def settings(self) -> dict:
         from .backbone import weights_sha256
 
+        # "version": 1 kept: the encoder path decoded through the same load_audio call before, so
+        # cached frames stay valid.
         out = {"extractor": "encoder", "backbone": self.backbone, "sha256": weights_sha256(self.backbone), "view": self.view, "version": 1}
         if "pitch" in self.view:
             out["seed"] = self.seed
         return out
 
     def __call__(self, path: str) -> np.ndarray:
-        encoder = _worker_encoder(self.backbone, self.threads)
-        y = load_audio(path, sr=SAMPLE_RATE)
-        if self.view not in ENCODER_VIEWS:
-            raise ParameterError(f"Unknown view {self.view!r}: expected one of {ENCODER_VIEWS}")
+        fe = self.frontend
+        y = fe.load(path)
         if "pitch" in self.view:
             rng = np.random.default_rng(file_seed(path, self.seed))
             steps = float(rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 3.0))
-            y = PitchShift(min_semitones=steps, max_semitones=steps)(y, SAMPLE_RATE, rng=rng)
+            y = PitchShift(min_semitones=steps, max_semitones=steps)(y, fe.sample_rate, rng=rng)
         if "telephone" in self.view:
-            y = telephone_channel(y, sr=SAMPLE_RATE)
-        return encoder.encode(y).astype(np.float16)
-
-
-ENCODER_VIEWS: tuple[str, ...] = ("clean", "telephone", "pitch", "pitch+telephone")
-
-
-_worker_state: dict = {}
-
-
-def _worker_encoder(name: str, threads: int):
-    """One encoder per worker process (loaded on first use, reused for every file)."""
-    key = (name, threads)
-    if key not in _worker_state:
-        from .backbone import WhisperEncoder
-
-        _worker_state[key] = WhisperEncoder(name, threads=threads)
-    return _worker_state[key]
+            y = telephone_channel(y, sr=fe.sample_rate)
+        return fe.features(y, fe.sample_rate, threads=self.threads).astype(np.float16)
 
 
 def _run_one(extractor: Callable[[str], np.ndarray], cache: FeatureCache | None, path: str):
@@ -170,8 +175,9 @@ def featurize_files(
         Worker processes (default: every core). ``1`` runs in this process.
     cache : bool or str
         ``True`` for the default cache folder, a folder path, or ``False`` for none.
-    progress : bool or callable ``(done, total) -> None``
-        A terminal progress bar, or a callback (the dashboard's progress bar).
+    progress : bool or :data:`~ser_lib.progress.ProgressCallback`
+        ``True`` for a terminal progress bar, or a callback receiving a
+        :class:`~ser_lib.progress.Progress` (stage ``"featurise"``, in files; ``info["desc"]``).
 
     Returns
     -------
@@ -197,8 +203,7 @@ def featurize_files(
     bar = tqdm(total=total, desc=desc, unit="file", disable=progress is not True, initial=total - len(todo))
     callback = progress if callable(progress) else None
     done = total - len(todo)
-    if callback:
-        callback(done, total)
+    report(callback, "featurise", done, total, desc=desc)
     task = _Task(extractor, store)
 
     def results() -> Iterable:
@@ -216,8 +221,7 @@ def featurize_files(
             failures.append((paths[i], error))
         done += 1
         bar.update(1)
-        if callback:
-            callback(done, total)
+        report(callback, "featurise", done, total, desc=desc)
     bar.close()
     if failures:
         logger.warning("%d file(s) could not be featurised, e.g. %s: %s", len(failures), *failures[0])

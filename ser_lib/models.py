@@ -1,6 +1,6 @@
 """Keras model builders (Keras 3, TensorFlow backend). Imported only when a model is needed.
 
-- :func:`seed_cnn1d`: the notebook's 1D CNN on the 162-value vector (629,096 parameters).
+- :func:`notebook_cnn1d`: the notebook's 1D CNN on the 162-value vector (629,096 parameters).
 - :func:`logmel_cnn`: a 2D CNN on log-mel with SpecAugment masking and statistics pooling.
 - :func:`encoder_head`: a small 1D CNN over Whisper encoder frames, frame masking,
   attentive statistics pooling; the project's default.
@@ -97,7 +97,7 @@ class TimeMasking(layers.Layer):
         }
 
 
-def seed_cnn1d(input_shape: tuple[int, ...] = (162, 1), num_classes: int = 8) -> keras.Model:
+def notebook_cnn1d(input_shape: tuple[int, ...] = (162, 1), num_classes: int = 8) -> keras.Model:
     """The notebook's model, layer for layer: Conv1D 256-256-128-128-64 (kernel 5), max-pooling,
     dropout, Dense 32, softmax. Adam, categorical cross-entropy."""
     inputs = keras.Input(shape=input_shape, name="features")
@@ -111,7 +111,7 @@ def seed_cnn1d(input_shape: tuple[int, ...] = (162, 1), num_classes: int = 8) ->
     x = layers.Dense(32, activation="relu")(x)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)
-    model = keras.Model(inputs, outputs, name="seed_cnn1d")
+    model = keras.Model(inputs, outputs, name="notebook_cnn1d")
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -174,4 +174,4 @@ def encoder_head(
     return model
 
 
-BUILDERS = {"seed_cnn1d": seed_cnn1d, "logmel_cnn": logmel_cnn, "encoder_head": encoder_head}
+BUILDERS = {"notebook_cnn1d": notebook_cnn1d, "logmel_cnn": logmel_cnn, "encoder_head": encoder_head}

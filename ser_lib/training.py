@@ -23,18 +23,17 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.preprocessing import StandardScaler
 
-from .config import EMOTIONS
+from .config import EMOTIONS, MODEL_TYPE_ALIASES, MODEL_TYPES, SPLITS
 from .errors import ParameterError
 from .evaluation import EvaluationResult, evaluate_predictions
-from .features import LogMelFrontEnd, SeedFrontEnd
-from .featurize import EncoderExtractor, LogMelExtractor, SeedExtractor, featurize_files
+from .featurize import EncoderExtractor, LogMelExtractor, NotebookExtractor, featurize_files
+from .frontends import EncoderFrontEnd, LogMelFrontEnd, NotebookFrontEnd
+from .progress import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
 
-MODEL_TYPES: tuple[str, ...] = ("encoder_head", "logmel_cnn", "seed_cnn1d")
-SPLITS: tuple[str, ...] = ("speaker", "random", "none")
-ProgressFn = Callable[[dict], None]
 
 
 @dataclass
@@ -58,6 +57,7 @@ class TrainConfig:
     encoder_views: tuple[str, ...] = ("telephone", "pitch")
 
     def __post_init__(self):
+        self.model_type = MODEL_TYPE_ALIASES.get(self.model_type, self.model_type)
         if self.model_type not in MODEL_TYPES:
             raise ParameterError(f"model_type={self.model_type!r} is not one of {list(MODEL_TYPES)}")
         if self.split not in SPLITS:
@@ -156,15 +156,8 @@ class TrainResult:
     telephone: EvaluationResult | None = None
 
 
-def _notify(progress: ProgressFn | None, **event) -> None:
-    if progress is not None:
-        progress(event)
-
-
-def _features(extractor, paths: Sequence[str], progress: ProgressFn | None, n_jobs, label: str):
-    cb = (lambda d, t: _notify(progress, stage="features", what=label, done=d, total=t)) if progress else False
-    values, failures = featurize_files(list(paths), extractor, n_jobs=n_jobs, progress=cb or True, desc=label)
-    return values, failures
+def _features(extractor, paths: Sequence[str], progress: ProgressCallback | None, n_jobs, label: str):
+    return featurize_files(list(paths), extractor, n_jobs=n_jobs, progress=progress or True, desc=label)
 
 
 def _callbacks(progress, should_stop, epochs):
@@ -173,7 +166,7 @@ def _callbacks(progress, should_stop, epochs):
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            _notify(progress, stage="epoch", epoch=epoch + 1, epochs=epochs, **logs)
+            report(progress, "epoch", epoch + 1, epochs, **logs)
 
         def on_train_batch_end(self, batch, logs=None):
             if should_stop is not None and should_stop():
@@ -228,7 +221,7 @@ def train(
     manifest: pd.DataFrame,
     config: TrainConfig | None = None,
     *,
-    progress: ProgressFn | None = None,
+    progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Featurise, split, fit, evaluate. Returns an unsaved bundle with its evaluation.
@@ -238,17 +231,17 @@ def train(
     manifest : pd.DataFrame
         From :func:`ser_lib.corpora.find_corpora`.
     config : TrainConfig
-    progress : callable(dict) or None
-        Receives ``{"stage": "features", "done", "total"}``, then ``{"stage": "epoch", "epoch",
-        "epochs", "loss", "accuracy", "val_loss", "val_accuracy"}`` per epoch, then
-        ``{"stage": "evaluate"}`` and ``{"stage": "done"}``.
+    progress : :data:`~ser_lib.progress.ProgressCallback` or None
+        Receives :class:`~ser_lib.progress.Progress` steps: ``"featurise"`` (files, with
+        ``info["desc"]``), then ``"epoch"`` per epoch (``info``: loss, accuracy, val_loss,
+        val_accuracy), then ``"evaluate"`` and ``"done"`` (``info["seconds"]``).
     should_stop : callable() -> bool or None
         Polled every batch; when it returns True training stops and the model so far is kept.
     """
     import keras
 
-    from .bundle import EncoderFrontEnd, ModelBundle
-    from .models import encoder_head, logmel_cnn, seed_cnn1d
+    from .bundle import ModelBundle
+    from .models import encoder_head, logmel_cnn, notebook_cnn1d
 
     cfg = config or TrainConfig()
     t0 = time.time()
@@ -272,9 +265,9 @@ def train(
     # --- features ------------------------------------------------------------------------
     scaler = None
     tel_test: list | None = None
-    if cfg.model_type == "seed_cnn1d":
-        frontend = SeedFrontEnd()
-        values, failures = _features(SeedExtractor(frontend, augment=cfg.augment, seed=cfg.seed), paths, progress, cfg.n_jobs, "notebook features")
+    if cfg.model_type == "notebook_cnn1d":
+        frontend = NotebookFrontEnd()
+        values, failures = _features(NotebookExtractor(frontend, augment=cfg.augment, seed=cfg.seed), paths, progress, cfg.n_jobs, "notebook features")
         ok = np.array([v is not None for v in values])
 
         def stack(ids, aug: bool):
@@ -288,11 +281,12 @@ def train(
             return (np.concatenate(xs) if xs else np.zeros((0, 162), np.float32)), np.array(ys, dtype=int)
 
         x_tr, y_tr = stack(split.train, cfg.augment)
-        mean, scale = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8  # StandardScaler, fitted on training rows only
+        fitted = StandardScaler().fit(x_tr)  # on the training rows only
+        mean, scale = fitted.mean_.astype(np.float32), fitted.scale_.astype(np.float32)
         scaler = {"mean": mean.tolist(), "scale": scale.tolist()}
         norm = lambda x: ((x - mean) / scale)[..., None].astype(np.float32)  # noqa: E731
         x_va, y_va = stack(split.val, False)
-        model = seed_cnn1d((162, 1), len(labels))
+        model = notebook_cnn1d((162, 1), len(labels))
         fit_data = dict(x=norm(x_tr), y=onehot[y_tr], batch_size=cfg.batch_size, shuffle=True)
         val_data = (norm(x_va), onehot[y_va]) if len(y_va) else None
         test_inputs = lambda ids: [norm(values[i][:1])[0] for i in ids]  # noqa: E731
@@ -343,7 +337,7 @@ def train(
         callbacks = []
     if failures:
         logger.warning("%d file(s) skipped: %s", len(failures), failures[:3])
-    if val_data is not None and cfg.model_type != "seed_cnn1d":
+    if val_data is not None and cfg.model_type != "notebook_cnn1d":
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True))
     stopped = {"flag": False}
 
@@ -376,7 +370,7 @@ def train(
     evaluation = telephone = None
     test_ids = [i for i in split.test if ok[i]]
     if test_ids and not stopped["flag"]:
-        _notify(progress, stage="evaluate", total=len(test_ids))
+        report(progress, "evaluate", 0, len(test_ids))
         evaluation = _evaluate(bundle, df, test_ids, test_inputs(test_ids), labels, split.kind)
         metrics = {"protocol": split.kind, "overall": evaluation.overall, "per_corpus": evaluation.per_corpus}
         if tel_test is not None:
@@ -387,7 +381,7 @@ def train(
         bundle.card["metrics"] = metrics
     seconds = time.time() - t0
     bundle.card["training"]["seconds"] = round(seconds, 1)
-    _notify(progress, stage="done", seconds=seconds)
+    report(progress, "done", 1, 1, seconds=seconds)
     return TrainResult(bundle, evaluation, history, seconds, stopped["flag"], split, telephone)
 
 

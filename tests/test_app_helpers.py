@@ -95,10 +95,10 @@ def test_spectrogram_frame_shape_and_scale():
 
 
 def test_feature_frame_checks_its_input():
-    frame = dv.feature_frame(np.zeros((162, 1)), kind="seed162")
+    frame = dv.feature_frame(np.zeros((162, 1)), kind="notebook162")
     assert frame.groupby("group").size().to_dict() == {"chroma": 12, "mel": 128, "mfcc": 20, "rms": 1, "zcr": 1}
     with pytest.raises(ParameterError, match="162 features, got shape=\\(40,\\)"):
-        dv.feature_frame(np.zeros(40), kind="seed162")
+        dv.feature_frame(np.zeros(40), kind="notebook162")
     with pytest.raises(ParameterError, match="\\[time, dim\\] matrix"):
         dv.feature_frame(np.zeros(40), kind="logmel")
 
@@ -124,10 +124,10 @@ def _card(name: str, ua: float | None = 0.5) -> dict:
     return {
         "card_version": 1,
         "name": name,
-        "model_type": "seed_cnn1d",
+        "model_type": "notebook_cnn1d",
         "labels": list(EMOTIONS),
         "sample_rate": 22050,
-        "frontend": {"kind": "seed162", "sample_rate": 22050, "offset": 0.6, "duration": 2.5},
+        "frontend": {"kind": "notebook162", "sample_rate": 22050, "offset": 0.6, "duration": 2.5},
         "files": {},
         "created": "2026-01-01T00:00:00+00:00",
         "training": {"corpora": ["RAVDESS", "TESS"], "split": "speaker"},
@@ -356,7 +356,7 @@ def test_training_survives_streamlits_keras_session_resets(tmp_path):
 
     data = build_fake_corpus(tmp_path / "data", speakers=2, per_emotion=1, corpora=("RAVDESS", "SAVEE"), extras=False)
     manifest = find_corpora(data).manifest
-    config = TrainConfig(model_type="seed_cnn1d", epochs=2, batch_size=8, augment=False)
+    config = TrainConfig(model_type="notebook_cnn1d", epochs=2, batch_size=8, augment=False)
     job = training_job(manifest, config, save_to=tmp_path / "models" / "m").start()
     done = threading.Event()
 

@@ -74,8 +74,8 @@ def app_url(tmp_path_factory):
     from ser_lib.bundle import ModelBundle
     from ser_lib.corpora import find_corpora
     from ser_lib.evaluation import evaluate_predictions
-    from ser_lib.features import SeedFrontEnd
-    from ser_lib.models import seed_cnn1d
+    from ser_lib.frontends import NotebookFrontEnd
+    from ser_lib.models import notebook_cnn1d
 
     base = tmp_path_factory.mktemp("browser-app")
     data = build_fake_corpus(base / "data", speakers=1, per_emotion=1)
@@ -89,11 +89,11 @@ def app_url(tmp_path_factory):
         warnings.simplefilter("ignore", UserWarning)
         evaluation = evaluate_predictions(preds, list(EMOTIONS)).to_json()
     bundle = ModelBundle.create(
-        seed_cnn1d(num_classes=len(EMOTIONS)),
+        notebook_cnn1d(num_classes=len(EMOTIONS)),
         name="tiny",
-        model_type="seed_cnn1d",
+        model_type="notebook_cnn1d",
         labels=list(EMOTIONS),
-        frontend=SeedFrontEnd(),
+        frontend=NotebookFrontEnd(),
     )
     bundle.save(base / "models" / "tiny", evaluation=evaluation)
     env = {

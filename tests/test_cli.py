@@ -19,13 +19,13 @@ def _cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny_bundle_dir(tmp_path):
-    """A saved, untrained seed_cnn1d bundle (fast to build and to run)."""
+    """A saved, untrained notebook_cnn1d bundle (fast to build and to run)."""
     from ser_lib.bundle import ModelBundle
-    from ser_lib.features import SeedFrontEnd
-    from ser_lib.models import seed_cnn1d
+    from ser_lib.frontends import NotebookFrontEnd
+    from ser_lib.models import notebook_cnn1d
 
     bundle = ModelBundle.create(
-        seed_cnn1d(num_classes=8), name="t", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd()
+        notebook_cnn1d(num_classes=8), name="t", model_type="notebook_cnn1d", labels=list(EMOTIONS), frontend=NotebookFrontEnd()
     )
     return bundle.save(tmp_path / "models" / "tiny")
 
@@ -120,7 +120,7 @@ def test_train_save_load_predict(fake_corpus, tmp_path, make_tone, capsys):
 
     root = fake_corpus(corpora=("RAVDESS", "SAVEE"), speakers=3)
     out_dir = tmp_path / "m"
-    args = ["train", "--data", str(root), "--model-type", "seed_cnn1d", "--epochs", "1", "--batch-size", "8"]
+    args = ["train", "--data", str(root), "--model-type", "notebook_cnn1d", "--epochs", "1", "--batch-size", "8"]
     args += ["--out", str(out_dir)]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -128,7 +128,7 @@ def test_train_save_load_predict(fake_corpus, tmp_path, make_tone, capsys):
     assert (out_dir / "card.json").is_file()
 
     bundle = ModelBundle.load(out_dir)
-    assert bundle.card["model_type"] == "seed_cnn1d"
+    assert bundle.card["model_type"] == "notebook_cnn1d"
     assert set(bundle.labels) == set(EMOTIONS)  # RAVDESS has all eight
     pred = bundle.predict_files([make_tone(seconds=1.2, freq=180.0, noise=0.02)])
     assert pred["error"].iloc[0] == ""
@@ -139,7 +139,7 @@ def test_train_save_load_predict(fake_corpus, tmp_path, make_tone, capsys):
 def test_train_refuses_existing_bundle(fake_corpus, tiny_bundle_dir, capsys):
     root = fake_corpus(corpora=("SAVEE",))
     card_before = (tiny_bundle_dir / "card.json").read_text()
-    args = ["train", "--data", str(root), "--model-type", "seed_cnn1d", "--epochs", "1", "--out", str(tiny_bundle_dir)]
+    args = ["train", "--data", str(root), "--model-type", "notebook_cnn1d", "--epochs", "1", "--out", str(tiny_bundle_dir)]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--overwrite" in err

@@ -136,11 +136,11 @@ def test_json_round_trip(tmp_path):
 @pytest.fixture
 def tiny_bundle():
     from ser_lib.bundle import ModelBundle
-    from ser_lib.features import SeedFrontEnd
-    from ser_lib.models import seed_cnn1d
+    from ser_lib.frontends import NotebookFrontEnd
+    from ser_lib.models import notebook_cnn1d
 
     return ModelBundle.create(
-        seed_cnn1d(num_classes=8), name="t", model_type="seed_cnn1d", labels=list(EMOTIONS), frontend=SeedFrontEnd()
+        notebook_cnn1d(num_classes=8), name="t", model_type="notebook_cnn1d", labels=list(EMOTIONS), frontend=NotebookFrontEnd()
     )
 
 

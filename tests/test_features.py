@@ -10,13 +10,8 @@ import pytest
 
 from ser_lib.audio import load_audio
 from ser_lib.errors import ParameterError
-from ser_lib.features import (
-    LogMelFrontEnd,
-    SeedFrontEnd,
-    seed_features,
-    seed_features_reference,
-    whisper_log_mel,
-)
+from ser_lib.features import notebook_features, notebook_features_reference, whisper_log_mel, window_frames
+from ser_lib.frontends import LogMelFrontEnd, NotebookFrontEnd
 
 SEED_SR = 22_050
 
@@ -29,8 +24,8 @@ def speech(synth):
 # --- the notebook's 162 values ------------------------------------------------------------------
 
 
-def test_seed_features_shape_and_layout(speech):
-    f = seed_features(speech, sr=SEED_SR)
+def test_notebook_features_shape_and_layout(speech):
+    f = notebook_features(speech, sr=SEED_SR)
     assert f.shape == (162,) and f.dtype == np.float32 and np.isfinite(f).all()
     zcr, chroma, mfcc, rms, mel = f[0], f[1:13], f[13:33], f[33], f[34:]
     assert 0 < zcr < 0.5 and (chroma >= 0).all() and chroma.max() <= 1.0
@@ -39,7 +34,7 @@ def test_seed_features_shape_and_layout(speech):
 
 
 def _agreement(y):
-    ours, ref = seed_features(y, sr=SEED_SR), seed_features_reference(y, sr=SEED_SR)
+    ours, ref = notebook_features(y, sr=SEED_SR), notebook_features_reference(y, sr=SEED_SR)
     # Same librosa operations on the same float32 signal; only the STFT is shared instead of being
     # recomputed, so any difference is float32 rounding: relative 1e-5 on each value, plus an
     # absolute 1e-6 * scale of that block for values near zero (high mel bands, MFCC near 0).
@@ -48,31 +43,41 @@ def _agreement(y):
         np.testing.assert_allclose(ours[b], ref[b], rtol=1e-5, atol=1e-6 * np.abs(ref[b]).max())
 
 
-def test_seed_features_agree_with_notebook_calls(speech, synth):
+def test_notebook_features_agree_with_notebook_calls(speech, synth):
     _agreement(speech)
     _agreement(synth.tone(1.3, sr=SEED_SR, freq=None, amplitude=0.3, seed=5))  # noise
     _agreement(synth.tone(2.0, sr=SEED_SR, freq=220.0, amplitude=0.8, noise=0.01))
 
 
-def test_seed_features_agree_on_a_real_clip(raw_sample):
+def test_notebook_features_agree_on_a_real_clip(raw_sample):
     path = raw_sample / "ravdess" / "Actor_01" / "03-01-05-01-01-01-01.wav"
     _agreement(load_audio(path, sr=SEED_SR, offset=0.6, duration=2.5))
 
 
-def test_seed_front_end_crops_like_the_notebook(synth):
+def test_notebook_front_end_crops_like_the_notebook(synth):
     y = synth.voice(4.0, sr=16_000, f0=150.0)
-    fe = SeedFrontEnd()
-    cropped = fe.crop(y, 16_000)
+    fe = NotebookFrontEnd()
+    cropped = fe.crop(librosa.resample(y, orig_sr=16_000, target_sr=SEED_SR, res_type="soxr_hq"))
     assert len(cropped) == int(2.5 * SEED_SR)
     window = librosa.resample(y, orig_sr=16_000, target_sr=SEED_SR, res_type="soxr_hq")[13230 : 13230 + 55125]
-    np.testing.assert_allclose(fe(y, 16_000), seed_features(window, sr=SEED_SR), rtol=1e-3, atol=1e-5)
-    assert json.loads(json.dumps(fe.settings())) == {"kind": "seed162", "sample_rate": 22050, "offset": 0.6,
+    np.testing.assert_allclose(fe(y, 16_000), notebook_features(window, sr=SEED_SR), rtol=1e-3, atol=1e-5)
+    assert json.loads(json.dumps(fe.settings())) == {"kind": "notebook162", "sample_rate": 22050, "offset": 0.6,
                                                      "duration": 2.5}
 
 
-def test_seed_front_end_keeps_short_uploads_whole(synth):
-    y = synth.voice(0.9, sr=16_000, f0=150.0)
-    assert len(SeedFrontEnd().crop(y, 16_000)) == pytest.approx(0.9 * SEED_SR, abs=2)
+def test_notebook_front_end_keeps_short_uploads_whole(synth):
+    y = synth.voice(0.9, sr=SEED_SR, f0=150.0)
+    assert len(NotebookFrontEnd().crop(y)) == len(y)
+
+
+def test_window_frames_takes_the_frames_a_window_covers():
+    frames = np.arange(100, dtype=np.float32)[:, None]  # frame k holds k
+    np.testing.assert_array_equal(window_frames(frames, 0.5, 1.0, rate=50)[:, 0], np.arange(25, 50))
+    # frames given from frame 20 on: the same window, the same frames
+    np.testing.assert_array_equal(window_frames(frames[20:], 0.5, 1.0, rate=50, first=20)[:, 0], np.arange(25, 50))
+    # at least one frame, never past the end
+    assert window_frames(frames, 1.0, 1.001, rate=50).shape == (1, 1)
+    np.testing.assert_array_equal(window_frames(frames, 1.9, 5.0, rate=50)[:, 0], np.arange(95, 100))
 
 
 # --- log-mel ------------------------------------------------------------------------------------

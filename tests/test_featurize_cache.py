@@ -11,7 +11,7 @@ import soundfile as sf
 
 from ser_lib.audio import load_audio
 from ser_lib.cache import FeatureCache, file_key, settings_key
-from ser_lib.featurize import LogMelExtractor, SeedExtractor, featurize_files, file_seed
+from ser_lib.featurize import LogMelExtractor, NotebookExtractor, featurize_files, file_seed
 
 
 class CountingExtractor:
@@ -66,11 +66,11 @@ def test_changed_file_is_recomputed(clips, tmp_path, synth):
 
 
 def test_settings_change_means_a_new_cache_entry(clips, tmp_path):
-    run(clips[:2], SeedExtractor(), tmp_path / "cache")
+    run(clips[:2], NotebookExtractor(), tmp_path / "cache")
     folders = {p.name for p in (tmp_path / "cache" / "features").iterdir()}
-    run(clips[:2], SeedExtractor(seed=1), tmp_path / "cache")
+    run(clips[:2], NotebookExtractor(seed=1), tmp_path / "cache")
     new = {p.name for p in (tmp_path / "cache" / "features").iterdir()} - folders
-    assert new == {settings_key(SeedExtractor(seed=1).settings())}
+    assert new == {settings_key(NotebookExtractor(seed=1).settings())}
     assert (tmp_path / "cache" / "features" / new.pop() / "settings.json").is_file()
 
 
@@ -131,11 +131,11 @@ def test_progress_callback(clips, tmp_path):
 
 
 def test_seed_extractor_rows(clips):
-    plain, augmented = SeedExtractor()(clips[0]), SeedExtractor(augment=True)(clips[0])
+    plain, augmented = NotebookExtractor()(clips[0]), NotebookExtractor(augment=True)(clips[0])
     assert plain.shape == (1, 162) and augmented.shape == (3, 162)
     np.testing.assert_array_equal(plain[0], augmented[0])  # row 0 is the clip as loaded
     assert not np.allclose(augmented[1], augmented[0]) and not np.allclose(augmented[2], augmented[0])
-    np.testing.assert_array_equal(SeedExtractor(augment=True)(clips[0]), augmented)  # per-file seed
+    np.testing.assert_array_equal(NotebookExtractor(augment=True)(clips[0]), augmented)  # per-file seed
     assert file_seed(clips[0], 0) != file_seed(clips[0], 1)
 
 
@@ -149,7 +149,7 @@ def test_log_mel_extractor_views(clips):
 def test_two_processes_give_the_same_values(fake_corpus):
     root = fake_corpus(corpora=("TESS", "SAVEE"), extras=False)
     paths = sorted(str(p) for p in root.rglob("*.wav"))[:9]  # >= 8 files, so the pool is used
-    extractor = SeedExtractor(augment=True)
+    extractor = NotebookExtractor(augment=True)
     one, f1 = featurize_files(paths, extractor, n_jobs=1, cache=False, progress=False)
     seen = []
     two, f2 = featurize_files(paths, extractor, n_jobs=2, cache=False, progress=lambda d, t: seen.append(d))

@@ -69,19 +69,19 @@ def _fake_evaluation(manifest: pd.DataFrame, seed: int) -> dict:
 def models_dir(tmp_path_factory, manifest) -> Path:
     """``tiny`` and ``other``: untrained notebook CNNs with saved evaluations on the fake tree."""
     from ser_lib.bundle import ModelBundle
-    from ser_lib.features import SeedFrontEnd
-    from ser_lib.models import seed_cnn1d
+    from ser_lib.frontends import NotebookFrontEnd
+    from ser_lib.models import notebook_cnn1d
 
     folder = tmp_path_factory.mktemp("models")
     for seed, name in enumerate(("tiny", "other")):
         ev = _fake_evaluation(manifest, seed)
         metrics = {"protocol": "speaker", "overall": ev["overall"], "per_corpus": ev["per_corpus"]}
         bundle = ModelBundle.create(
-            seed_cnn1d(num_classes=len(EMOTIONS)),
+            notebook_cnn1d(num_classes=len(EMOTIONS)),
             name=name,
-            model_type="seed_cnn1d",
+            model_type="notebook_cnn1d",
             labels=list(EMOTIONS),
-            frontend=SeedFrontEnd(),
+            frontend=NotebookFrontEnd(),
             metrics=metrics,
         )
         bundle.save(folder / name, evaluation=ev)
@@ -277,7 +277,7 @@ def test_training_one_epoch_saves_a_bundle(with_data):
 
     models = with_data[1]
     at = open_page("pages/3_Training.py")
-    at.selectbox(key="training_model").set_value("seed_cnn1d")
+    at.selectbox(key="training_model").set_value("notebook_cnn1d")
     at.number_input(key="training_epochs").set_value(1)
     at.toggle(key="training_augment").set_value(False)
     at.text_input(key="training_name").set_value("one-epoch")
@@ -305,7 +305,7 @@ def test_training_refuses_to_overwrite_without_asking(with_data):
 @pytest.mark.slow
 def test_training_cancel(with_data):
     at = open_page("pages/3_Training.py")
-    at.selectbox(key="training_model").set_value("seed_cnn1d")
+    at.selectbox(key="training_model").set_value("notebook_cnn1d")
     at.number_input(key="training_epochs").set_value(200)
     at.toggle(key="training_augment").set_value(False)
     at.text_input(key="training_name").set_value("cancelled")
@@ -385,7 +385,7 @@ def test_evaluation_runs_on_the_data_folder(with_data, models_dir):
 def test_evaluation_shows_benchmarks(with_data, monkeypatch, tmp_path):
     rows = [
         {"model": m, "protocol": "speaker", "condition": c, "corpus": k, "WA": 0.5, "UA": 0.4, "macro_f1": 0.3}
-        for m in ("seed_cnn1d", "encoder_head")
+        for m in ("notebook_cnn1d", "encoder_head")
         for c in ("clean", "telephone")
         for k in ("RAVDESS", "overall")
     ]

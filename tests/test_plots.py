@@ -102,7 +102,7 @@ def test_spectrogram_is_log_frequency_and_finds_the_tone():
 
 
 def test_feature_values_seed_and_matrix():
-    frame = dv.feature_frame(np.arange(162, dtype=np.float32), kind="seed162")
+    frame = dv.feature_frame(np.arange(162, dtype=np.float32), kind="notebook162")
     fig = plots.feature_values(frame)
     assert [len(t.x) for t in fig.data] == [14, 20, 128]
     assert fig.data[2].x[0] == "mel_1"

@@ -88,7 +88,7 @@ def test_notebook_model_trains_with_a_training_only_scaler_and_can_be_cancelled(
     events = []
     result = train(
         m,
-        TrainConfig(model_type="seed_cnn1d", epochs=3, batch_size=4, n_jobs=1),
+        TrainConfig(model_type="notebook_cnn1d", epochs=3, batch_size=4, n_jobs=1),
         progress=events.append,
         should_stop=lambda: bool([e for e in events if e.get("stage") == "epoch"]),
     )
@@ -97,8 +97,8 @@ def test_notebook_model_trains_with_a_training_only_scaler_and_can_be_cancelled(
     stages = [e["stage"] for e in events]
     assert stages[0] == "features" and "epoch" in stages and stages[-1] == "done"
     # the scaler was fitted on the training rows only: recompute it from the training files' features
-    from ser_lib.featurize import SeedExtractor, featurize_files
+    from ser_lib.featurize import NotebookExtractor, featurize_files
 
-    values, _ = featurize_files(list(m["path"].iloc[result.split.train]), SeedExtractor(augment=True), n_jobs=1, progress=False)
+    values, _ = featurize_files(list(m["path"].iloc[result.split.train]), NotebookExtractor(augment=True), n_jobs=1, progress=False)
     rows = np.concatenate(values)
     np.testing.assert_allclose(result.bundle.card["scaler"]["mean"], rows.mean(axis=0), rtol=1e-4, atol=1e-6)

@@ -22,8 +22,8 @@ from ..errors import ParameterError
 #: Columns of the file table on the Datasets page, in display order.
 FILE_TABLE_COLUMNS: tuple[str, ...] = ("file", "corpus", "speaker", "gender", "emotion", "intensity", "text_id", "duration")
 
-#: Names of the notebook's 162 features, in the order :func:`ser_lib.features.seed_features` returns them.
-SEED_FEATURE_NAMES: tuple[str, ...] = (
+#: Names of the notebook's 162 features, in the order :func:`ser_lib.features.notebook_features` returns them.
+NOTEBOOK_FEATURE_NAMES: tuple[str, ...] = (
     ("zcr",)
     + tuple(f"chroma_{i + 1}" for i in range(12))
     + tuple(f"mfcc_{i + 1}" for i in range(20))
@@ -248,21 +248,21 @@ def feature_frame(x: np.ndarray, *, kind: str) -> pd.DataFrame:
     Parameters
     ----------
     x : np.ndarray
-        ``[shape=(162,) or (162, 1)]`` for the notebook front end (``kind="seed162"``), or a
+        ``[shape=(162,) or (162, 1)]`` for the notebook front end (``kind="notebook162"``), or a
         matrix ``[shape=(t, d)]`` for log-mel (``"logmel"``) and encoder frames (``"encoder"``).
 
     Returns
     -------
     frame : pd.DataFrame
-        ``seed162``: columns ``feature``, ``group`` (zcr, chroma, mfcc, rms, mel), ``index``,
+        ``notebook162``: columns ``feature``, ``group`` (zcr, chroma, mfcc, rms, mel), ``index``,
         ``value``. Otherwise the matrix transposed: index = feature dimension, columns = frame.
     """
     x = np.asarray(x, dtype=np.float32)
-    if kind == "seed162":
+    if kind in ("notebook162", "seed162"):
         v = x.reshape(-1)
-        if v.size != len(SEED_FEATURE_NAMES):
-            raise ParameterError(f"The notebook front end has {len(SEED_FEATURE_NAMES)} features, got shape={x.shape}")
-        names = list(SEED_FEATURE_NAMES)
+        if v.size != len(NOTEBOOK_FEATURE_NAMES):
+            raise ParameterError(f"The notebook front end has {len(NOTEBOOK_FEATURE_NAMES)} features, got shape={x.shape}")
+        names = list(NOTEBOOK_FEATURE_NAMES)
         groups = [_group(n) for n in names]
         index = [int(n.rsplit("_", 1)[1]) if "_" in n else 1 for n in names]
         return pd.DataFrame({"feature": names, "group": groups, "index": index, "value": v})

@@ -13,17 +13,19 @@ import io
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..audio import audio_info, load_audio
-from ..bundle import CARD_FILE, EVALUATION_FILE, MODEL_FILE, BundleInfo, ModelBundle, Prediction, list_bundles
+from ..bundle import CARD_FILE, EVALUATION_FILE, ONNX_FILE, BundleInfo, ModelBundle, Prediction, list_bundles, read_card
 from ..config import DEFAULT_MODEL_NAME, EMOTIONS, MAX_CLIP_SECONDS, MODELS_DIR, PROJECT_ROOT, SAMPLE_RATE, default_model_path
 from ..errors import BundleError, ParameterError, SERError
+from ..io import check_bundle_target, holds_bundle
 
 #: Largest upload the Predict page decodes, in megabytes (``.streamlit/config.toml`` allows more
 #: for the call-timeline page; this is the per-clip limit).
@@ -55,8 +57,8 @@ def find_bundles(folder: str | os.PathLike | None = None) -> list[BundleInfo]:
     active = default_model_path()
     if (active / CARD_FILE).is_file() and not any(_same(b.path, active) for b in found):
         try:
-            found.append(BundleInfo(active.name, active, json.loads((active / CARD_FILE).read_text())))
-        except (OSError, json.JSONDecodeError):
+            found.append(BundleInfo(active.name, active, read_card(active)))
+        except BundleError:
             pass
     found.sort(key=lambda b: (not _same(b.path, active), b.name))
     return found
@@ -75,8 +77,8 @@ def is_active(info: BundleInfo) -> bool:
 
 
 def model_mtime(path: str | os.PathLike) -> float:
-    """Modification time of a bundle's ``model.keras`` (0.0 when absent): the model cache key."""
-    p = Path(path) / MODEL_FILE
+    """Modification time of a bundle's ``model.onnx`` (0.0 when absent): the model cache key."""
+    p = Path(path) / ONNX_FILE
     return p.stat().st_mtime if p.is_file() else 0.0
 
 
@@ -159,19 +161,15 @@ def comparison_table(results: dict[str, EvaluationResult]) -> pd.DataFrame:
 
 
 def class_report(result: EvaluationResult) -> pd.DataFrame:
-    """The per-class report (precision, recall, F1, support) with macro and weighted averages."""
-    pc = result.per_class.copy()
-    if pc.empty:
-        return pd.DataFrame(columns=["precision", "recall", "f1", "support"])
-    pc["support"] = pc["support"].astype(int)
-    weights = pc["support"] / max(pc["support"].sum(), 1)
-    macro = pc[["precision", "recall", "f1"]].mean()
-    weighted = pc[["precision", "recall", "f1"]].mul(weights, axis=0).sum()
-    total = int(pc["support"].sum())
-    pc.loc["macro avg"] = [*macro.values, total]
-    pc.loc["weighted avg"] = [*weighted.values, total]
-    pc["support"] = pc["support"].astype(int)
-    return pc
+    """The per-class report (precision, recall, F1, support) with macro and weighted averages
+    (:func:`ser_lib.evaluation.class_report`: its macro F1 is the headline macro-F1)."""
+    preds = result.predictions
+    if preds.empty or "emotion" not in preds or "predicted" not in preds:
+        pc = result.per_class.copy()
+        return pc if not pc.empty else pd.DataFrame(columns=["precision", "recall", "f1", "support"])
+    from ..evaluation import class_report as evaluation_class_report
+
+    return evaluation_class_report(preds["emotion"], preds["predicted"])
 
 
 def filter_predictions(
@@ -267,10 +265,12 @@ def bundle_folder_for(name: str, *, folder: str | os.PathLike | None = None, ove
             f"Model name {name!r} is not usable: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
     target = Path(folder or models_dir()) / name
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        which = "the shipped default model" if name == DEFAULT_MODEL_NAME else "a bundle"
-        raise ParameterError(f"{target} already holds {which}: choose another name, or tick 'overwrite' to replace it.")
-    return target
+    if name == DEFAULT_MODEL_NAME and holds_bundle(target) and not overwrite:
+        raise ParameterError(f"{target} already holds the shipped default model: choose another name, or tick 'overwrite' to replace it.")
+    try:
+        return check_bundle_target(target, overwrite=overwrite, hint="tick 'overwrite'")
+    except BundleError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 # --- one uploaded clip ------------------------------------------------------------------------------
@@ -336,8 +336,8 @@ def predict_upload(
                     "Open it on the Call timeline page, which follows the emotion through a long recording."
                 ),
             )
-        y = load_audio(source(), sr=SAMPLE_RATE)
-        prediction = bundle.predict(y, sr=SAMPLE_RATE)
+        y = load_audio(source(), sr=SAMPLE_RATE)  # for the page's player and waveform
+        prediction = bundle.predict_source(source())  # decoded by the model's own front end, as in training
     except SERError as exc:
         return ClipResult(name, error=str(exc))
     return ClipResult(name, y=y, sr=SAMPLE_RATE, seconds=len(y) / SAMPLE_RATE, prediction=prediction)

@@ -294,13 +294,13 @@ def predict_clip(bundle_path: str | os.PathLike, data: bytes, name: str) -> Clip
 
 @st.cache_data(show_spinner="Computing features…", max_entries=64)
 def _features(bundle_path: str | None, mtime: float, clip_path: str) -> tuple[np.ndarray, str]:
-    y, _ = _clip(clip_path, Path(clip_path).stat().st_mtime)
     if bundle_path is None:
-        from ..features import SeedFrontEnd
+        from ..frontends import NotebookFrontEnd
 
-        return SeedFrontEnd()(y, SAMPLE_RATE), "seed162"
+        fe = NotebookFrontEnd()
+        return fe.features(fe.load(clip_path), fe.sample_rate, cropped=True), fe.kind
     bundle = _bundle(bundle_path, mtime)
-    return bundle.features(y, sr=SAMPLE_RATE), bundle.frontend.kind
+    return bundle.source_features(clip_path), bundle.frontend.kind
 
 
 def clip_features(clip_path: str, bundle_path: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:

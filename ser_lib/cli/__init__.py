@@ -13,17 +13,17 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..config import MODELS_DIR, default_model_path
+from ..config import MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SPLITS, default_model_path
 from ..errors import SERError
+from ..io import check_bundle_target
 
 logger = logging.getLogger("ser_lib")
 
 
 def _write_json(data: dict, out: str) -> None:
-    from ..bundle import _json_default
+    from ..io import write_json
 
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(data, indent=1, default=_json_default))
+    write_json(out, data)
     print(f"wrote {out}")
 
 
@@ -50,14 +50,22 @@ def _epoch_printer():
 
     state = {"bar": None}
 
-    def progress(event: dict) -> None:
-        if event.get("stage") == "epoch":
-            if state["bar"] is None:
-                state["bar"] = tqdm(total=event["epochs"], desc="training", unit="epoch")
+    def progress(step) -> None:
+        if step.stage == "featurise":
+            if state["bar"] is None or state["bar"].desc != step.info.get("desc"):
+                if state["bar"] is not None:
+                    state["bar"].close()
+                state["bar"] = tqdm(total=step.total, desc=step.info.get("desc", "featurising"), unit="file")
+            state["bar"].update(step.done - state["bar"].n)
+        elif step.stage == "epoch":
+            if state["bar"] is None or state["bar"].desc != "training":
+                if state["bar"] is not None:
+                    state["bar"].close()
+                state["bar"] = tqdm(total=step.total, desc="training", unit="epoch")
             bar = state["bar"]
             bar.update(1)
-            bar.set_postfix({k: f"{event[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in event})
-        elif event.get("stage") in ("evaluate", "done") and state["bar"] is not None:
+            bar.set_postfix({k: f"{step.info[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in step.info})
+        elif step.stage in ("evaluate", "done") and state["bar"] is not None:
             state["bar"].close()
             state["bar"] = None
 
@@ -71,8 +79,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if out.resolve() == default_model_path().resolve() and not args.overwrite:
         raise SERError(f"{out} is the shipped default model: pass --overwrite to replace it, or choose another --out.")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SERError(f"{out} already holds a bundle: pass --overwrite or choose another --out.")
+    check_bundle_target(out, overwrite=args.overwrite, hint="pass --overwrite")
     manifest = find_corpora(args.data).manifest
     cfg = TrainConfig(
         model_type=args.model_type,
@@ -115,7 +122,7 @@ def cmd_evaluate(args) -> int:
     bundle = ModelBundle.load(args.model)
     manifest = find_corpora(args.data).manifest
     with tqdm(total=len(manifest), desc="evaluating", unit="file") as bar:
-        result = evaluate_bundle(bundle, manifest, progress=lambda d, t: bar.update(d - bar.n))
+        result = evaluate_bundle(bundle, manifest, progress=lambda step: bar.update(step.done - bar.n))
     print(f"model: {bundle.describe()}")
     print(result.summary_table().round(3).to_string())
     print()
@@ -143,9 +150,17 @@ def cmd_predict(args) -> int:
     return 0 if not table["error"].astype(bool).any() else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ..training import MODEL_TYPES, SPLITS
+def cmd_export_onnx(args) -> int:
+    from ..export import export_bundle
 
+    for folder in args.bundles:
+        target, diff = export_bundle(folder, force=args.force)
+        note = f"Keras and ONNX agree within {diff:.1e}" if diff else "already converted"
+        print(f"{target}: {note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ser_lib",
         description="Speech emotion recognition: find corpora, train and evaluate models, predict emotions, analyse calls.",
@@ -161,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="featurise, train, evaluate and save a model bundle", description="Train a model on the corpora under DIR. By default speakers are split (about 20%% of each corpus's speakers held out), the training side is augmented, and the held-out figures go into the bundle's card. Features are cached, so a second run skips featurising.")
     t.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
-    t.add_argument("--model-type", choices=MODEL_TYPES, default="encoder_head", help="encoder_head: CNN head on Whisper-base frames (default, best); logmel_cnn: 2D CNN on log-mel (fast); seed_cnn1d: the notebook's 1D CNN on 162 features (reference)")
+    t.add_argument("--model-type", choices=[*MODEL_TYPES, *MODEL_TYPE_ALIASES], default="encoder_head", metavar="{" + ",".join(MODEL_TYPES) + "}", help="encoder_head: CNN head on Whisper-base frames (default, best); logmel_cnn: 2D CNN on log-mel (fast); notebook_cnn1d: the notebook's 1D CNN on 162 features (reference; seed_cnn1d is its old name)")
     t.add_argument("--out", default=str(MODELS_DIR / "my-model"), help="bundle folder to write (default models/my-model)")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=64)
@@ -188,12 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", metavar="OUT", help="write emotion and probabilities per file to OUT")
     pr.set_defaults(func=cmd_predict)
 
-    try:
-        from .calls import add_call_commands
-    except ImportError:  # the call commands are optional until their module is present
-        add_call_commands = None
-    if add_call_commands is not None:
-        add_call_commands(sub)
+    x = sub.add_parser("export-onnx", help="convert bundles saved before ONNX (adds model.onnx)", description="Add model.onnx to each BUNDLE folder saved with only model.keras (bundles from before ser_lib 0.2), check that ONNX Runtime gives the same probabilities as Keras (within 1e-4), and record its hash in the card. Needs TensorFlow (requirements.txt installs it).")
+    x.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folders, e.g. models/my-model")
+    x.add_argument("--force", action="store_true", help="export again even when model.onnx matches the card")
+    x.set_defaults(func=cmd_export_onnx)
+
+    from .calls import add_call_commands
+
+    add_call_commands(sub)
     return p
 
 

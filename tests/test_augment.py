@@ -54,6 +54,114 @@ def test_length_kept(aug, y):
     assert len(aug(y, SR, rng=rng())) == len(y)
 
 
+# --- the named augmentations (pages, CLI): each one's own property, at two strengths ---------------
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def peak_hz(x: np.ndarray, sr: int) -> float:
+    """The strongest frequency (Hann window; 0.5 Hz bins on 2 s)."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(spectrum)])
+
+
+def circular_lag(x: np.ndarray, ref: np.ndarray) -> int:
+    """``k`` with ``x`` closest to ``np.roll(ref, k)`` (circular cross-correlation peak)."""
+    xcorr = np.fft.irfft(np.fft.rfft(x) * np.conj(np.fft.rfft(ref)), n=len(x))
+    k = int(np.argmax(xcorr))
+    return k if k <= len(x) // 2 else k - len(x)
+
+
+def median_f0_ratio(out: np.ndarray, ref: np.ndarray, sr: int) -> float:
+    """Median over frames voiced in both of f0(out) / f0(ref), tracked with librosa.pyin."""
+    import librosa
+
+    f_ref, voiced_ref, _ = librosa.pyin(ref, fmin=80, fmax=400, sr=sr, frame_length=1024)
+    f_out, voiced_out, _ = librosa.pyin(out, fmin=80, fmax=400, sr=sr, frame_length=1024)
+    both = voiced_ref & voiced_out
+    assert both.mean() > 0.8, "the generated voice should be voiced almost throughout"
+    return float(np.median(f_out[both] / f_ref[both]))
+
+
+def test_every_named_augmentation_has_a_property_test():
+    """A name added to AUGMENTATIONS needs its own property test below."""
+    assert set(AUGMENTATIONS) == {"noise", "shift", "stretch", "pitch", "telephone"}
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_named_augmentations_are_seeded(name, y):
+    aug = make_augmentation(name, 0.5)
+    np.testing.assert_array_equal(aug(y, SR, rng=rng(3)), aug(y, SR, rng=rng(3)))
+    if name in ("noise", "shift"):  # the random ones: another seed, another draw
+        assert not np.array_equal(aug(y, SR, rng=rng(3)), aug(y, SR, rng=rng(4)))
+
+
+@pytest.mark.parametrize("strength", [0.25, 1.0])
+def test_named_noise_sets_the_signal_to_noise_ratio(strength, tone):
+    sine = tone(1.0, sr=SR, freq=1000.0, amplitude=0.5)
+    out = make_augmentation("noise", strength)(sine, SR, rng=rng(1))
+    noise = out - sine
+    expected_std = 0.07 * strength * 0.5  # factor 0.07 x strength, times the clip's peak
+    assert np.std(noise) == pytest.approx(expected_std, rel=0.03)
+    snr_db = 20 * np.log10(rms(sine) / rms(noise))
+    assert snr_db == pytest.approx(20 * np.log10((0.5 / np.sqrt(2)) / expected_std), abs=0.3)  # 32.1 dB, 20.1 dB
+    assert abs(float(np.mean(noise))) < 0.1 * expected_std  # zero-mean: it adds hiss, not an offset
+
+
+@pytest.mark.parametrize("strength", [0.25, 1.0])
+def test_named_shift_rolls_by_at_most_its_range(strength, y):
+    aug = make_augmentation("shift", strength)
+    limit = int(0.6 * strength * SR)  # 0.6 s at full strength
+    lags = []
+    for seed in range(20):
+        out = aug(y, SR, rng=rng(seed))
+        k = circular_lag(out, y)
+        np.testing.assert_array_equal(out, np.roll(y, k))  # a pure circular shift: nothing else changes
+        assert abs(k) <= limit
+        lags.append(k)
+    assert min(lags) < -limit // 4 and max(lags) > limit // 4  # both ways, spread over the range
+    assert len(set(lags)) >= 15
+
+
+@pytest.mark.parametrize("strength", [0.25, 1.0])
+def test_named_stretch_changes_the_length_not_the_pitch(strength, tone):
+    sine = tone(2.0, sr=SR, freq=440.0)
+    out = make_augmentation("stretch", strength)(sine, SR, rng=rng())
+    rate = 1.0 - 0.4 * strength  # slower: 0.9, 0.6
+    assert len(out) == pytest.approx(len(sine) / rate, rel=0.01)
+    assert peak_hz(out, SR) == pytest.approx(440.0, abs=2.0)
+
+
+@pytest.mark.parametrize("strength", [0.25, 1.0])
+def test_named_pitch_moves_f0_not_the_duration(strength, synth):
+    voice = synth.voice(2.0, sr=SR, f0=150.0, seed=1)  # a wobbling f0 around 150 Hz, with harmonics
+    out = make_augmentation("pitch", strength)(voice, SR, rng=rng())
+    assert len(out) == len(voice)
+    semitones = 4.0 * strength  # up: +1, +4
+    assert median_f0_ratio(out, voice, SR) == pytest.approx(2 ** (semitones / 12), rel=0.01)
+
+
+@pytest.mark.parametrize("strength", [0.0, 1.0])  # 0: band-limit only; above 0: and mu-law
+def test_named_telephone_band_limits(strength, tone):
+    noise = tone(2.0, sr=SR, freq=None, amplitude=0.5)
+    out = make_augmentation("telephone", strength)(noise, SR, rng=rng())
+    assert len(out) == len(noise)
+    assert band_energy(out, SR, 500, 3000) / band_energy(noise, SR, 500, 3000) == pytest.approx(1.0, rel=0.2)
+    assert band_energy(out, SR, 4200, 8000) < 1e-3 * band_energy(noise, SR, 4200, 8000)
+    assert band_energy(out, SR, 0, 150) < 0.05 * band_energy(noise, SR, 0, 150)
+    linear = telephone_channel(noise, sr=SR, mu_law=False)
+    if strength == 0.0:
+        np.testing.assert_allclose(out, linear[: len(noise)], atol=1e-6)
+    else:  # 8-bit mu-law: quantisation noise some 30-40 dB under the signal
+        snr_db = 20 * np.log10(rms(linear) / rms(out - linear[: len(noise)]))
+        assert 25 < snr_db < 45
+
+
+# --- the classes ---------------------------------------------------------------------------------
+
+
 def test_time_stretch_changes_length(y):
     out = TimeStretch(min_rate=0.8, max_rate=0.8)(y, SR, rng=rng())
     assert len(out) == pytest.approx(len(y) / 0.8, rel=0.01)
@@ -67,10 +175,17 @@ def test_noise_raises_noise_level(tone):
     assert band_energy(out, SR, 3000, 8000) > 100 * band_energy(clean, SR, 3000, 8000)
 
 
-def test_shift_rolls(y):
+def test_shift_rolls_within_max_seconds(y):
     out = Shift(max_seconds=0.1)(y, SR, rng=rng())
-    lags = [k for k in range(-1600, 1601) if np.array_equal(np.roll(y, k), out)]
-    assert len(lags) == 1
+    k = circular_lag(out, y)
+    np.testing.assert_array_equal(out, np.roll(y, k))
+    assert 0 < abs(k) <= 1600
+
+
+def test_pitch_shift_down(synth):
+    voice = synth.voice(2.0, sr=SR, f0=180.0, seed=2)
+    out = PitchShift(min_semitones=-3.0, max_semitones=-3.0)(voice, SR, rng=rng())
+    assert median_f0_ratio(out, voice, SR) == pytest.approx(2 ** (-3 / 12), rel=0.01)
 
 
 def test_pitch_shift_moves_pitch(tone):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -292,14 +293,17 @@ def test_job_reports_progress_and_result():
 
 
 def test_job_cancel_is_seen_by_the_target():
+    reported = threading.Event()
+
     def target(report, should_stop):
         while not should_stop():
             report({"stage": "epoch", "epoch": 1, "epochs": 10})
-            time.sleep(0.01)
+            reported.set()
+            time.sleep(0.01)  # the job's own pace: one epoch per 10 ms until cancelled
         return "partial"
 
     job = BackgroundJob(target).start()
-    time.sleep(0.05)
+    assert reported.wait(10), "the job never reported progress"
     assert not job.snapshot().finished and 0.4 < job.snapshot().fraction < 0.5
     job.cancel()
     assert job.join(10)
@@ -311,7 +315,7 @@ def test_job_cancelled_by_its_target_has_no_result():
 
     def target(report, should_stop):
         for i in range(10_000):
-            report({"stage": "features", "done": i, "total": 10_000})
+            report({"stage": "featurise", "done": i, "total": 10_000})
             if should_stop():
                 raise JobCancelled("stopped while featurising")
             time.sleep(0.001)
@@ -322,7 +326,7 @@ def test_job_cancelled_by_its_target_has_no_result():
     assert job.join(10)
     snap = job.snapshot()
     assert snap.state == "cancelled" and snap.result is None and snap.error is None
-    assert snap.stage == "features" and snap.fraction < 0.4
+    assert snap.stage == "featurise" and snap.fraction < 0.4
 
 
 def test_job_failures_become_messages(caplog):
@@ -344,8 +348,6 @@ def test_job_failures_become_messages(caplog):
 def test_training_survives_streamlits_keras_session_resets(tmp_path):
     """Streamlit calls keras.backend.clear_session() after every script run; a training job
     must not be broken by it (a thread-based one failed with duplicate layer names)."""
-    import threading
-
     import keras
 
     from conftest import build_fake_corpus

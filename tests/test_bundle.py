@@ -57,7 +57,7 @@ def test_round_trip_keeps_card_and_predictions(seed_bundle, synth):
     bundle = ModelBundle.load(seed_bundle)
     card = json.loads((seed_bundle / "card.json").read_text())
     assert card["labels"] == list(EMOTIONS) and card["frontend"]["kind"] == "notebook162"
-    assert card["files"]["model.keras"] and card["created"] and card["library_version"]
+    assert card["files"]["model.keras"] and card["files"]["model.onnx"] and card["created"] and card["library_version"]
     y = synth.voice(2.0, sr=16_000, f0=180)
     p = bundle.predict_proba(y, sr=16_000)
     assert p.shape == (8,) and p.sum() == pytest.approx(1.0, abs=1e-5)
@@ -78,15 +78,18 @@ def test_missing_folder_card_or_model_is_a_clear_error(tmp_path, seed_bundle):
         ModelBundle.load(no_card)
     no_model = tmp_path / "no_model"
     shutil.copytree(seed_bundle, no_model)
+    (no_model / "model.onnx").unlink()
+    with pytest.raises(BundleError, match=r"saved before models ran with ONNX Runtime.*export-onnx"):
+        ModelBundle.load(no_model)
     (no_model / "model.keras").unlink()
-    with pytest.raises(BundleError, match="has no model.keras"):
+    with pytest.raises(BundleError, match="has no model.onnx: it is incomplete"):
         ModelBundle.load(no_model)
 
 
 def test_a_replaced_model_file_or_a_bad_card_is_refused(tmp_path, seed_bundle):
     other = tmp_path / "other"
     shutil.copytree(seed_bundle, other)
-    with open(other / "model.keras", "ab") as f:
+    with open(other / "model.onnx", "ab") as f:
         f.write(b"tampered")
     with pytest.raises(BundleError, match="does not match its card"):
         ModelBundle.load(other)
@@ -99,11 +102,38 @@ def test_a_replaced_model_file_or_a_bad_card_is_refused(tmp_path, seed_bundle):
         ModelBundle.load(broken)
     card["labels"] = ["neutral", "bored"]
     (broken / "card.json").write_text(json.dumps(card))
-    with pytest.raises(BundleError, match="outside the canonical emotions"):
+    with pytest.raises(BundleError, match="expected distinct names from"):
         ModelBundle.load(broken)
     (broken / "card.json").write_text("{not json")
-    with pytest.raises(BundleError, match="not valid JSON"):
+    with pytest.raises(BundleError, match="not valid UTF-8 JSON"):
         ModelBundle.load(broken)
+    (broken / "card.json").write_bytes(b'{"name": "\xff\xfe"}')
+    with pytest.raises(BundleError, match="not valid UTF-8 JSON"):
+        ModelBundle.load(broken)
+    (broken / "card.json").write_text("[1, 2]")
+    with pytest.raises(BundleError, match="holds a JSON list, not an object"):
+        ModelBundle.load(broken)
+
+
+def test_a_card_whose_labels_were_swapped_is_refused(tmp_path, seed_bundle):
+    """The ONNX file carries its label order: a card edited to swap two labels no longer loads."""
+    swapped = tmp_path / "swapped"
+    shutil.copytree(seed_bundle, swapped)
+    card = json.loads((swapped / "card.json").read_text())
+    card["labels"][0], card["labels"][4] = card["labels"][4], card["labels"][0]
+    (swapped / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="was trained with labels"):
+        ModelBundle.load(swapped)
+    card = json.loads((seed_bundle / "card.json").read_text())
+    card["frontend"]["duration"] = 4.0
+    (swapped / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="was trained on front end"):
+        ModelBundle.load(swapped)
+    del card["files"]["model.onnx"]
+    card["frontend"]["duration"] = 2.5
+    (swapped / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="records no hash for model.onnx"):
+        ModelBundle.load(swapped)
 
 
 def test_labels_must_match_the_models_outputs(tmp_path, seed_bundle):
@@ -168,9 +198,9 @@ def test_windows_pooled_from_frames_agree_with_encoding_each_window(head_bundle,
     assert np.abs(pooled - alone).mean() < 0.05
 
 
-def test_frames_pooling_needs_an_encoder_bundle(seed_bundle):
-    with pytest.raises(ParameterError, match="does not work on encoder frames"):
-        ModelBundle.load(seed_bundle).probabilities_from_frames(np.zeros((10, 512)), np.array([[0, 0.1]]))
+def test_encoder_frames_need_an_encoder_bundle(seed_bundle, synth):
+    with pytest.raises(ParameterError, match="front end, which has no encoder"):
+        ModelBundle.load(seed_bundle).embed(synth.voice(1.0, sr=16_000, f0=150), sr=16_000)
 
 
 def test_a_one_epoch_head_on_generated_audio_saves_and_predicts(tmp_path, monkeypatch, fake_corpus):

@@ -119,11 +119,11 @@ def test_unreadable_file_reported_not_fatal(clips, tmp_path, caplog):
 
 def test_progress_callback(clips, tmp_path):
     seen = []
-    run(clips, CountingExtractor(), tmp_path / "cache", progress=lambda done, total: seen.append((done, total)))
+    run(clips, CountingExtractor(), tmp_path / "cache", progress=lambda step: seen.append((step.done, step.total)))
     n = len(clips)
     assert seen == [(i, n) for i in range(n + 1)]
     seen.clear()
-    run(clips, CountingExtractor(), tmp_path / "cache", progress=lambda done, total: seen.append((done, total)))
+    run(clips, CountingExtractor(), tmp_path / "cache", progress=lambda step: seen.append((step.done, step.total)))
     assert seen == [(n, n)]  # all cached
 
 
@@ -152,7 +152,7 @@ def test_two_processes_give_the_same_values(fake_corpus):
     extractor = NotebookExtractor(augment=True)
     one, f1 = featurize_files(paths, extractor, n_jobs=1, cache=False, progress=False)
     seen = []
-    two, f2 = featurize_files(paths, extractor, n_jobs=2, cache=False, progress=lambda d, t: seen.append(d))
+    two, f2 = featurize_files(paths, extractor, n_jobs=2, cache=False, progress=lambda step: seen.append(step.done))
     assert f1 == f2 == [] and seen[-1] == len(paths)
     for a, b in zip(one, two, strict=True):  # same seeds per file; only float32 rounding (BLAS/FFT threads) may differ
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

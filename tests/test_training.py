@@ -90,12 +90,12 @@ def test_notebook_model_trains_with_a_training_only_scaler_and_can_be_cancelled(
         m,
         TrainConfig(model_type="notebook_cnn1d", epochs=3, batch_size=4, n_jobs=1),
         progress=events.append,
-        should_stop=lambda: bool([e for e in events if e.get("stage") == "epoch"]),
+        should_stop=lambda: any(e.stage == "epoch" for e in events),
     )
     assert result.stopped and len(result.history) == 2  # stopped in the second epoch (Keras records it), not 3
     assert result.evaluation is None  # a cancelled run is not scored as if complete
-    stages = [e["stage"] for e in events]
-    assert stages[0] == "features" and "epoch" in stages and stages[-1] == "done"
+    stages = [e.stage for e in events]
+    assert stages[0] == "featurise" and "epoch" in stages and stages[-1] == "done"
     # the scaler was fitted on the training rows only: recompute it from the training files' features
     from ser_lib.featurize import NotebookExtractor, featurize_files
 

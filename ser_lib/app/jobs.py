@@ -29,7 +29,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..errors import ParameterError, SERError
+from ..errors import BundleError, ParameterError, SERError
+from ..io import check_bundle_target, holds_bundle
+from ..progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -154,14 +156,24 @@ class BackgroundJob:
         return JobSnapshot(state, stage, fraction, message, frame, error, result, elapsed, extra)
 
 
+def progress_event(step: Progress) -> dict:
+    """A library :class:`~ser_lib.progress.Progress` as the job's event dict (what crosses the
+    worker's queue and what :meth:`BackgroundJob.snapshot` reads): stage, done, total and the
+    step's ``info``; epochs also as ``epoch`` / ``epochs``."""
+    event = {"stage": step.stage, "done": step.done, "total": step.total, **step.info}
+    if step.stage == "epoch":
+        event.update(epoch=int(step.done), epochs=int(step.total))
+    return event
+
+
 def _progress(event: dict, stage: str) -> tuple[float, str]:
     """Overall fraction done and a line of text for a progress bar.
 
     Featurising counts for the first 40 %, epochs for the next 55 %, evaluation for the rest.
     """
-    if stage == "features":
+    if stage == "featurise":
         done, total = event.get("done", 0), max(event.get("total", 1), 1)
-        what = event.get("what", "features")
+        what = event.get("desc", "features")
         return 0.4 * done / total, f"{what}: {done}/{total} files"
     if stage == "epoch":
         e, n = event.get("epoch", 0), max(event.get("epochs", 1), 1)
@@ -170,7 +182,7 @@ def _progress(event: dict, stage: str) -> tuple[float, str]:
         return 0.4 + 0.55 * e / n, f"epoch {e}/{n}{tail}"
     if stage == "evaluate":
         return 0.96, "evaluating on the held-out speakers"
-    if stage == "evaluate-file":
+    if stage == "predict":
         done, total = event.get("done", 0), max(event.get("total", 1), 1)
         return done / total, f"evaluated {done}/{total} files"
     if stage == "done":
@@ -199,9 +211,9 @@ def _train_worker(manifest, config, save_to, overwrite, events, stop) -> None:
     """Runs in the worker process: train, save, and send every event and the outcome back."""
     logging.basicConfig(level=logging.WARNING)
 
-    def progress(event: dict) -> None:
-        events.put(event)
-        if stop.is_set() and event.get("stage") == "features":
+    def progress(step) -> None:
+        events.put(progress_event(step))
+        if stop.is_set() and step.stage == "featurise":
             raise JobCancelled("training cancelled while featurising")
 
     try:
@@ -291,9 +303,11 @@ def keep_partial(outcome: TrainingOutcome, folder: Path, *, overwrite: bool = Fa
     if not outcome.partial or not Path(outcome.partial).is_dir():
         raise ParameterError("This run kept no partial model to save.")
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise ParameterError(f"{folder} already holds a bundle: choose another name or tick 'overwrite'.")
+    try:
+        check_bundle_target(folder, overwrite=overwrite, hint="tick 'overwrite'")
+    except BundleError as exc:
+        raise ParameterError(str(exc)) from None
+    if holds_bundle(folder):
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(outcome.partial, folder)
@@ -308,8 +322,8 @@ def evaluation_job(bundle, manifest: pd.DataFrame) -> BackgroundJob:
     def target(report: Report, should_stop: ShouldStop):
         from ..evaluation import evaluate_bundle
 
-        def progress(done: int, total: int) -> None:
-            report({"stage": "evaluate-file", "done": done, "total": total})
+        def progress(step) -> None:
+            report(progress_event(step))
             if should_stop():
                 raise JobCancelled("evaluation cancelled")
 

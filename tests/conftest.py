@@ -248,3 +248,70 @@ def raw_sample(shared_corpora) -> Path:
     if not path.is_dir():
         pytest.skip(f"../shared/corpora not found: {shared_corpora} has no raw-sample/ folder of original files")
     return path
+
+
+# --- a generated call analysis --------------------------------------------------------------------
+
+#: The generated call: 60 s, agent on channel 0, customer on channel 1. Per speech region:
+#: ``(role, start_s, end_s, [(emotion, probability of it, until_s), ...])``; a window takes the
+#: first entry whose ``until_s`` is after its centre, and gives its emotion that probability (the
+#: rest spread evenly over the other emotions). A region without entries is too short to judge.
+GENERATED_CALL_S = 60.0
+GENERATED_CALL = (
+    ("agent", 1.0, 9.0, [("neutral", 0.7, 99.0)]),
+    ("customer", 10.0, 22.0, [("neutral", 0.7, 16.0), ("angry", 0.7, 99.0)]),
+    ("agent", 24.0, 30.0, [("happy", 0.7, 99.0)]),
+    ("customer", 32.0, 44.0, [("angry", 0.9, 99.0)]),
+    ("agent", 46.0, 58.0, [("neutral", 0.7, 99.0)]),
+    ("customer", 50.0, 50.6, []),  # a "yes": speech, too short to judge
+)
+
+
+def generated_probabilities(emotion: str, p: float, labels=None) -> np.ndarray:
+    """``p`` on ``emotion``, the rest spread evenly over the other labels [shape=(n_labels,)]."""
+    from ser_lib.config import EMOTIONS
+
+    labels = list(labels or EMOTIONS)
+    out = np.full(len(labels), (1.0 - p) / (len(labels) - 1))
+    out[labels.index(emotion)] = p
+    return out
+
+
+def generated_call_analysis():
+    """A :class:`ser_lib.calls.CallAnalysis` of :data:`GENERATED_CALL`, without audio or a model.
+
+    Windows of 3 s every 1 s in each judged region (as the analyser places them), probabilities
+    as the table says; segments and summary come from :mod:`ser_lib.calls` itself.
+    """
+    import pandas as pd
+
+    from ser_lib.calls import CallAnalysis, WindowResult, segments_from_windows, sentiment, summarize, windows_frame
+    from ser_lib.config import EMOTIONS
+
+    labels, roles = list(EMOTIONS), ["agent", "customer"]
+    results, speech = [], []
+    for role, start, end, plan in GENERATED_CALL:
+        channel = roles.index(role)
+        region = sum(1 for r in speech if r["channel"] == channel)
+        where = {"channel": channel, "role": role, "region": region}
+        speech.append({**where, "start_s": start, "end_s": end, "closed": True, "judged": bool(plan)})
+        for a in np.arange(start, end - 3.0 + 1e-9, 1.0) if plan else []:
+            emotion, p, _ = next(x for x in plan if a + 1.5 < x[2])
+            probs = generated_probabilities(emotion, p, labels)
+            value = float(sentiment(probs[None, :], labels=labels)[0])
+            results.append(
+                WindowResult(channel, role, region, float(a), float(a) + 3.0, emotion, p, value, probs, probs, a + 3.0, a + 4.0)
+            )
+    windows = windows_frame(results, labels)
+    speech = pd.DataFrame(speech)
+    segments = segments_from_windows(windows, speech, labels=labels)
+    summary = summarize(segments, windows, speech, duration_s=GENERATED_CALL_S, roles=roles, labels=labels, name="generated.wav")
+    return CallAnalysis(
+        segments, windows, speech, summary, GENERATED_CALL_S, roles, labels, settings={}, source="generated.wav", model="none"
+    )
+
+
+@pytest.fixture
+def call_analysis():
+    """:func:`generated_call_analysis`: a 60 s two-party call analysis built from tables."""
+    return generated_call_analysis()

@@ -188,21 +188,6 @@ class _OnnxNetwork:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
 
-class _KerasNetwork:
-    """A Keras model traced once into a ``tf.function`` with a free batch (and time) axis (training only)."""
-
-    def __init__(self, model):
-        import tensorflow as tf
-
-        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        self.model = model
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        self.n_outputs = int(model.output_shape[-1])
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(batch))
-
-
 class ModelBundle:
     """A trained network with its card and front end.
 
@@ -253,7 +238,9 @@ class ModelBundle:
         }
         if isinstance(frontend, EncoderFrontEnd):
             card["backbone"] = {"name": frontend.backbone, "sha256": card["frontend"]["sha256"]}
-        return cls(_KerasNetwork(model), card, keras_model=model)
+        from .export import KerasNetwork
+
+        return cls(KerasNetwork(model), card, keras_model=model)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None) -> ModelBundle:

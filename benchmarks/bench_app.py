@@ -95,7 +95,11 @@ def tiny_model(folder: Path) -> Path:
     from ser_lib.models import notebook_cnn1d
 
     bundle = ModelBundle.create(
-        notebook_cnn1d(num_classes=8), name="bench", model_type="notebook_cnn1d", labels=list(EMOTIONS), frontend=NotebookFrontEnd()
+        notebook_cnn1d(num_classes=8),
+        name="bench",
+        model_type="notebook_cnn1d",
+        labels=list(EMOTIONS),
+        frontend=NotebookFrontEnd(),
     )
     return bundle.save(folder / "bench")
 

@@ -161,7 +161,11 @@ def test_evaluate_bundle_reports_failed_file(fake_corpus, tiny_bundle, monkeypat
         fh.write(b"RIFF\x00\x00garbage, not a wave file" * 8)
 
     calls = []
-    res = evaluate_bundle(tiny_bundle, manifest, progress=lambda step: calls.append((step.stage, step.done, step.total)), meta={"data": "fake"})
+
+    def progress(step):
+        calls.append((step.stage, step.done, step.total))
+
+    res = evaluate_bundle(tiny_bundle, manifest, progress=progress, meta={"data": "fake"})
     assert calls[-1] == ("predict", 15, 15)
     assert res.overall["n"] == 14
     assert sum(v["n"] for v in res.per_corpus.values()) == 14

@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 
 from conftest import voice
-
 from ser_lib.audio import load_audio
 from ser_lib.bundle import ModelBundle
 from ser_lib.config import EMOTIONS
@@ -45,7 +44,8 @@ def _bundle(tmp_path_factory, model_type: str, fe, scaler=None) -> ModelBundle:
         "logmel_cnn": lambda: models.logmel_cnn((fe.n_frames, fe.n_mels), len(EMOTIONS)),
         "encoder_head": lambda: models.encoder_head((None, 512), len(EMOTIONS)),
     }[model_type]
-    bundle = ModelBundle.create(build(), name=model_type, model_type=model_type, labels=list(EMOTIONS), frontend=fe, scaler=scaler)
+    card = dict(name=model_type, model_type=model_type, labels=list(EMOTIONS), frontend=fe, scaler=scaler)
+    bundle = ModelBundle.create(build(), **card)
     return ModelBundle.load(bundle.save(tmp_path_factory.mktemp("parity") / model_type))
 
 

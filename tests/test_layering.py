@@ -75,7 +75,8 @@ def test_each_module_keeps_to_its_layer(path):
     layer = _layer(path)
     name = _module_name(path)
     if layer in ("core", "calls", "cli"):
-        assert not _uses(imports, "streamlit") and not _uses(imports, "plotly"), f"{name} imports {_uses(imports, 'streamlit') + _uses(imports, 'plotly')}"
+        ui = _uses(imports, "streamlit") + _uses(imports, "plotly")
+        assert not ui, f"{name} imports {ui}"
         assert not _uses(imports, "ser_lib.app"), f"{name} imports the dashboard's package: {_uses(imports, 'ser_lib.app')}"
     if layer == "calls":
         bad = sorted(m for m in imports if any(m == t or m.startswith(t + ".") for t in TRAINING_SIDE))

@@ -134,6 +134,7 @@ print("ok")
     ids=["predict", "cli", "app-views"],
 )
 def test_prediction_paths_never_import_tensorflow(body):
-    out = subprocess.run([sys.executable, "-c", _NO_TF.format(body=body)], capture_output=True, text=True, cwd=MODELS_DIR.parent, timeout=300)
+    command = [sys.executable, "-c", _NO_TF.format(body=body)]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=MODELS_DIR.parent, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")

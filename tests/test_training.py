@@ -99,6 +99,7 @@ def test_notebook_model_trains_with_a_training_only_scaler_and_can_be_cancelled(
     # the scaler was fitted on the training rows only: recompute it from the training files' features
     from ser_lib.featurize import NotebookExtractor, featurize_files
 
-    values, _ = featurize_files(list(m["path"].iloc[result.split.train]), NotebookExtractor(augment=True), n_jobs=1, progress=False)
+    train_files = list(m["path"].iloc[result.split.train])
+    values, _ = featurize_files(train_files, NotebookExtractor(augment=True), n_jobs=1, progress=False)
     rows = np.concatenate(values)
     np.testing.assert_allclose(result.bundle.card["scaler"]["mean"], rows.mean(axis=0), rtol=1e-4, atol=1e-6)

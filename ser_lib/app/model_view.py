@@ -266,7 +266,9 @@ def bundle_folder_for(name: str, *, folder: str | os.PathLike | None = None, ove
         )
     target = Path(folder or models_dir()) / name
     if name == DEFAULT_MODEL_NAME and holds_bundle(target) and not overwrite:
-        raise ParameterError(f"{target} already holds the shipped default model: choose another name, or tick 'overwrite' to replace it.")
+        raise ParameterError(
+            f"{target} already holds the shipped default model: choose another name, or tick 'overwrite' to replace it."
+        )
     try:
         return check_bundle_target(target, overwrite=overwrite, hint="tick 'overwrite'")
     except BundleError as exc:

@@ -11,7 +11,7 @@ model trained on every speaker with ``--metrics-from X``, the held-out bundle X.
 2. **Speed**: real-time factor of ``analyze_call`` on a 10-minute stereo call read from disk
    (after a warm-up call), with the time spent in VAD, encoder and head. Target: 0.03 or better.
 3. **Streaming**: the same call replayed as fast as possible in 20 ms packets through
-   :class:`~ser_lib.calls.timeline.StreamingAnalyzer`: compute per update (a packet after which a window
+   :class:`~ser_lib.calls.StreamingAnalyzer`: compute per update (a packet after which a window
    was scored; target under 100 ms) and latency of each window's final result after its audio
    (target: at most one hop), plus agreement with the offline result on the same audio.
 4. **Memory**: peak resident memory (``VmHWM``; ``getrusage`` where /proc is missing) of a fresh process analysing a
@@ -110,7 +110,7 @@ def boundary_errors(segments, role: str, turns: list[dict]) -> list[float]:
 
 
 def bench_calls(bundle, folder: Path) -> dict:
-    from ser_lib.calls.timeline import MONO_ROLE, analyze_call
+    from ser_lib.calls import MONO_ROLE, analyze_call
     from ser_lib.evaluation import summary_metrics
 
     index = json.loads((folder / "calls.json").read_text())
@@ -179,7 +179,7 @@ def long_call_file(
 
 def bench_speed(bundle, path: Path) -> dict:
     from ser_lib.audio import audio_info
-    from ser_lib.calls.timeline import analyze_call
+    from ser_lib.calls import analyze_call
 
     duration = audio_info(path).duration
     from ser_lib.audio import load_audio
@@ -212,7 +212,7 @@ def bench_speed(bundle, path: Path) -> dict:
 
 def bench_streaming(bundle, path: Path, offline, *, packet_s: float = 0.02) -> dict:
     from ser_lib.audio import load_audio
-    from ser_lib.calls.timeline import StreamingAnalyzer
+    from ser_lib.calls import StreamingAnalyzer
 
     x = load_audio(path, mono=False, validate=False)
     step = int(packet_s * 16_000)
@@ -295,25 +295,25 @@ def held_out_sibling(model: str) -> str | None:
     return None
 
 
-def _load(model: str, *, keras_head: bool):
-    """The bundle as ``analyze-call`` loads it (head in NumPy), or through Keras with ``keras_head``."""
-    from ser_lib.head_numpy import load_for_calls
+def _load(model: str):
+    """The bundle as ``analyze-call`` loads it (ONNX Runtime, no TensorFlow)."""
+    from ser_lib.bundle import ModelBundle
 
-    return load_for_calls(model, numpy_head=not keras_head)
+    return ModelBundle.load(model)
 
 
-def _memory_child(model: str, path: str, *, keras_head: bool) -> None:
+def _memory_child(model: str, path: str) -> None:
     """Run in a fresh process: load the model, analyse ``path``, print JSON with memory figures."""
-    from ser_lib.calls.timeline import analyze_call
+    from ser_lib.calls import analyze_call
 
-    bundle = _load(model, keras_head=keras_head)
+    bundle = _load(model)
     bundle.encoder()
     analyze_call(np.zeros((2, 16_000), np.float32), bundle=bundle, sr=16_000)  # load the VAD and warm the head
     base = _rss_mb()
     samples = []
     # (no tracemalloc: its own bookkeeping, a traceback per live block, would dominate the peak)
     t0 = time.perf_counter()
-    res = analyze_call(path, bundle=bundle, progress=lambda d, t: samples.append((round(d), round(_rss_mb(), 1))))
+    res = analyze_call(path, bundle=bundle, progress=lambda p: samples.append((round(p.done), round(_rss_mb(), 1))))
     wall = time.perf_counter() - t0
     print(
         json.dumps(
@@ -331,15 +331,13 @@ def _memory_child(model: str, path: str, *, keras_head: bool) -> None:
     )
 
 
-def bench_memory(model: str, folder: Path, *, minutes: tuple[float, ...], corpora, keras_head: bool = False) -> dict:
+def bench_memory(model: str, folder: Path, *, minutes: tuple[float, ...], corpora) -> dict:
     out = {}
     for m in minutes:
         path = long_call_file(
             folder, seconds=m * 60, corpora=corpora, model=model, seed=7, name=f"mem{int(m)}", subtype="ULAW", sr=8000
         )
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(path), "--model", model] + (
-            ["--keras-head"] if keras_head else []
-        )
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(path), "--model", model]
         done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         if done.returncode != 0:
             raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
@@ -394,11 +392,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
     p.add_argument("--json", metavar="OUT", help="write every figure to OUT")
-    p.add_argument(
-        "--keras-head",
-        action="store_true",
-        help="run the head through Keras/TensorFlow (as the dashboard does) instead of NumPy (as analyze-call does)",
-    )
     p.add_argument("--memory-child", metavar="FILE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -406,13 +399,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model = str(Path(args.model) if args.model else default_model_path())
     if args.memory_child:
-        _memory_child(model, args.memory_child, keras_head=args.keras_head)
+        _memory_child(model, args.memory_child)
         return 0
 
-    bundle = _load(model, keras_head=args.keras_head)
+    bundle = _load(model)
     report: dict = {
         "model": bundle.describe(),
-        "head": "keras" if args.keras_head else type(bundle).__name__,
+        "head": type(bundle).__name__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "load_average_at_start": os.getloadavg(),
         "quick": args.quick,
@@ -422,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load {report['load_average_at_start'][0]:.1f}"
     )
     accuracy_model = args.accuracy_model or held_out_sibling(model) or model
-    accuracy_bundle = bundle if accuracy_model == model else _load(accuracy_model, keras_head=args.keras_head)
+    accuracy_bundle = bundle if accuracy_model == model else _load(accuracy_model)
     report["accuracy_model"] = accuracy_bundle.describe()
     if accuracy_model != model:
         print(f"Accuracy figures with {accuracy_model} ({report['accuracy_model']}): {model} was trained on every speaker")
@@ -460,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "streaming" not in args.skip:
             if offline is None:
-                from ser_lib.calls.timeline import analyze_call
+                from ser_lib.calls import analyze_call
 
                 offline = analyze_call(speed_path, bundle=bundle)
             r = report["streaming"] = bench_streaming(bundle, speed_path, offline)
@@ -484,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if "memory" not in args.skip:
             minutes = (10.0, 20.0) if args.quick else (10.0, 120.0)
-            r = report["memory"] = bench_memory(model, tmp, minutes=minutes, corpora=args.corpora, keras_head=args.keras_head)
+            r = report["memory"] = bench_memory(model, tmp, minutes=minutes, corpora=args.corpora)
             print("\n4. Memory (fresh process, 8 kHz mu-law stereo from disk):")
             for k, v in r.items():
                 if isinstance(v, dict):

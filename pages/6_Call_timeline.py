@@ -7,7 +7,7 @@ import streamlit as st
 from ser_lib.app import call_view as cv
 from ser_lib.app import plots_timeline as pt
 from ser_lib.app import ui as ui
-from ser_lib.calls.timeline import TimelineSettings, analyze_call, replay
+from ser_lib.calls import TimelineSettings, analyze_call, format_clock, replay
 from ser_lib.config import AUDIO_EXTENSIONS
 
 ui.page_setup("Call timeline", ":material/support_agent:")
@@ -126,9 +126,8 @@ if source == "Upload a recording":
                     roles=roles,
                     settings=settings,
                     name=upload.name,
-                    progress=lambda done, total: bar.progress(
-                        min(1.0, done / total) if total else 1.0,
-                        text=f"Analysing the call… {pt.format_clock(done)} of {pt.format_clock(total)}",
+                    progress=lambda p: bar.progress(
+                        p.fraction, text=f"Analysing the call… {format_clock(p.done)} of {format_clock(p.total)}"
                     ),
                 )
                 st.session_state["calls_result"] = (run_key, result)
@@ -150,7 +149,7 @@ if source == "Upload a recording":
                 for update in replay(data, bundle=bundle, roles=roles, speed=cv.REPLAY_SPEEDS[speed_name], settings=settings):
                     status.progress(
                         min(1.0, update.position_s / max(update.duration_s, 1e-9)),
-                        text=f"Live: {pt.format_clock(update.position_s)} of {pt.format_clock(update.duration_s)} · "
+                        text=f"Live: {format_clock(update.position_s)} of {format_clock(update.duration_s)} · "
                         f"{len(update.analyzer.results)} windows · last update {1000 * update.compute_s:.0f} ms",
                     )
                     if (update.new and time.monotonic() - last_draw > 0.5) or update.done:

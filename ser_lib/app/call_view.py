@@ -1,23 +1,22 @@
 """What the Call timeline page shows, computed without Streamlit: summary cards, the worst-moments
 table, and a microphone conversation built by recording and appending turns.
 
-The page reads its widgets, calls these and :mod:`ser_lib.timeline`, and renders the results.
+The page reads its widgets, calls these and :mod:`ser_lib.calls`, and renders the results.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..audio import load_audio, to_wav_bytes
+from ..calls import CallAnalysis, StreamingAnalyzer, TimelineSettings, format_clock
 from ..config import SAMPLE_RATE
 from ..errors import ParameterError
-from .plots_timeline import format_clock
-from ..calls.timeline import CallAnalysis, StreamingAnalyzer, TimelineSettings
 
 #: Playback speeds offered for the live replay (``None``: as fast as the computer goes).
 REPLAY_SPEEDS: dict[str, float | None] = {"1x (real time)": 1.0, "2x": 2.0, "5x": 5.0, "10x": 10.0, "as fast as possible": None}
@@ -49,7 +48,9 @@ def party_cards(result: CallAnalysis) -> list[PartyCard]:
                 dominant_share=f"{100 * p['shares'][p['dominant']]:.0f}% of judged speech" if p["dominant"] else "",
                 mean_sentiment=f"{p['mean_sentiment']:+.2f}" if p["mean_sentiment"] is not None else "n/a",
                 trend=trend["direction"],
-                trend_delta=None if change is None else f"{change:+.2f} from Q{trend['first_quarter']} to Q{trend['last_quarter']}",
+                trend_delta=None
+                if change is None
+                else f"{change:+.2f} from Q{trend['first_quarter']} to Q{trend['last_quarter']}",
                 speech=f"{format_clock(p['speech_s'])} ({100 * (p['talk_share'] or 0):.0f}% of the call)",
             )
         )
@@ -99,7 +100,7 @@ class MicConversation:
 
     Each recording is decoded, followed by ``gap_s`` of silence (so the detector closes the turn)
     and fed to one :class:`StreamingAnalyzer`, whose timeline grows turn by turn. A microphone is
-    mono, so its one party is :data:`ser_lib.timeline.MONO_ROLE`.
+    mono, so its one party is :data:`ser_lib.calls.MONO_ROLE`.
     """
 
     bundle: object

@@ -1,5 +1,5 @@
 """Figure builders for the call timeline: each takes the tables of a
-:class:`ser_lib.timeline.CallAnalysis` (or its summary dict) and returns a plotly figure; none
+:class:`ser_lib.calls.CallAnalysis` (or its summary dict) and returns a plotly figure; none
 calls Streamlit.
 
 - :func:`timeline_figure`: one row of segments per party, coloured by emotion, above the
@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..calls import format_clock
 from ..config import EMOTIONS
 from .plots import EMOTION_COLORS
 
@@ -100,14 +101,6 @@ def _add_segments(fig: go.Figure, segments: pd.DataFrame, roles: Sequence[str], 
             **kw,
         )
     fig.update_yaxes(categoryorder="array", categoryarray=list(roles)[::-1], **kw)
-
-
-def format_clock(seconds: float) -> str:
-    """``75.3`` -> ``"01:15"``; ``3725`` -> ``"1:02:05"``."""
-    s = int(round(float(seconds)))
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def timeline_figure(

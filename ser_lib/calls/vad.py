@@ -204,9 +204,7 @@ class VADSettings:
             raise ParameterError(f"VAD threshold={self.threshold} must be between 0 and 1 (exclusive); 0.5 is usual")
         neg = self.negative_threshold
         if not 0.0 < neg <= self.threshold:
-            raise ParameterError(
-                f"VAD neg_threshold={neg} must be above 0 and at most threshold={self.threshold}"
-            )
+            raise ParameterError(f"VAD neg_threshold={neg} must be above 0 and at most threshold={self.threshold}")
         if self.min_speech_s < 0:
             raise ParameterError(f"VAD min_speech_s={self.min_speech_s} must not be negative")
         if self.min_silence_s <= 0:

@@ -1,6 +1,6 @@
 """Latency of ``predict`` on one clip with the model loaded and warm.
 
-    python benchmarks/bench_predict.py [--models models/default models/seed-cnn1d-heldout] [--seconds 3] [--repeat 30]
+    python benchmarks/bench_predict.py [--models models/default models/notebook-cnn1d-heldout] [--seconds 3] [--repeat 30]
 
 Prints, per bundle: load time, first prediction, then the median and 90th percentile of warm
 predictions of a ``--seconds`` clip (a real corpus clip cut or padded to length when

@@ -140,7 +140,7 @@ def load_audio(
         if max_seconds is not None and f.frames / native > max_seconds:
             raise ParameterError(
                 f"{name} lasts {f.frames / native:.0f} s, more than the {max_seconds:.0f} s this step "
-                "accepts: analyse it as a call (ser_lib.timeline / the Call timeline page) instead."
+                "accepts: analyse it as a call (`python -m ser_lib analyze-call` or the Call timeline page) instead."
             )
         start = int(round(offset * native))
         if start:

@@ -174,8 +174,12 @@ def test_saved_evaluation(tmp_path):
 
 def test_bundle_folder_for_protects_existing_bundles(model_folder):
     assert mv.bundle_folder_for("new-model") == model_folder / "new-model"
-    with pytest.raises(ParameterError, match="shipped default model"):
+    with pytest.raises(BundleError, match="shipped default model"):
         mv.bundle_folder_for("default")
+    (model_folder / "taken").mkdir()
+    (model_folder / "taken" / "card.json").write_text("{}")
+    with pytest.raises(BundleError, match="already holds a bundle: .*tick 'overwrite'"):
+        mv.bundle_folder_for("taken")
     assert mv.bundle_folder_for("default", overwrite=True) == model_folder / "default"
     for bad in ("", "../escape", "a b", "-x"):
         with pytest.raises(ParameterError, match="is not usable"):

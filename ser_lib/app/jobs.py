@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..errors import BundleError, ParameterError, SERError
+from ..errors import ParameterError, SERError
 from ..io import check_bundle_target, holds_bundle
 from ..progress import Progress
 
@@ -303,10 +303,7 @@ def keep_partial(outcome: TrainingOutcome, folder: Path, *, overwrite: bool = Fa
     if not outcome.partial or not Path(outcome.partial).is_dir():
         raise ParameterError("This run kept no partial model to save.")
     folder = Path(folder)
-    try:
-        check_bundle_target(folder, overwrite=overwrite, hint="tick 'overwrite'")
-    except BundleError as exc:
-        raise ParameterError(str(exc)) from None
+    check_bundle_target(folder, overwrite=overwrite, hint="tick 'overwrite'")
     if holds_bundle(folder):
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -256,8 +256,10 @@ def bundle_folder_for(name: str, *, folder: str | os.PathLike | None = None, ove
     Raises
     ------
     ParameterError
-        If the name is not a plain folder name, or the bundle exists and ``overwrite`` is False.
-        The shipped ``default`` bundle is only replaced with ``overwrite=True``.
+        If the name is not a plain folder name.
+    BundleError
+        If the folder already holds a bundle and ``overwrite`` is False (the shipped ``default``
+        is only replaced with ``overwrite=True``).
     """
     name = (name or "").strip()
     if not _NAME_RE.match(name):
@@ -266,13 +268,10 @@ def bundle_folder_for(name: str, *, folder: str | os.PathLike | None = None, ove
         )
     target = Path(folder or models_dir()) / name
     if name == DEFAULT_MODEL_NAME and holds_bundle(target) and not overwrite:
-        raise ParameterError(
+        raise BundleError(
             f"{target} already holds the shipped default model: choose another name, or tick 'overwrite' to replace it."
         )
-    try:
-        return check_bundle_target(target, overwrite=overwrite, hint="tick 'overwrite'")
-    except BundleError as exc:
-        raise ParameterError(str(exc)) from None
+    return check_bundle_target(target, overwrite=overwrite, hint="tick 'overwrite'")
 
 
 # --- one uploaded clip ------------------------------------------------------------------------------

@@ -8,14 +8,15 @@ Change the file or any setting and the entry is simply recomputed. Writes are at
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .config import cache_dir
+from .io import atomic_write_bytes, atomic_write_text
 
 
 def settings_key(settings: dict) -> str:
@@ -51,15 +52,8 @@ class FeatureCache:
 
     def put(self, path: str | os.PathLike, value: np.ndarray) -> None:
         """Store ``value`` for ``path`` atomically."""
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if not (self.folder / "settings.json").exists():
-            (self.folder / "settings.json").write_text(json.dumps(self.settings, indent=1, default=str))
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, value, allow_pickle=False)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            atomic_write_text(self.folder / "settings.json", json.dumps(self.settings, indent=1, default=str))
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        atomic_write_bytes(self._path(path), buf.getvalue())

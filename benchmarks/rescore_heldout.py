@@ -56,8 +56,8 @@ def main() -> int:
     for corpus in [*sorted(now.per_corpus), "overall"]:
         a = was.overall if corpus == "overall" else was.per_corpus[corpus]
         b = now.overall if corpus == "overall" else now.per_corpus[corpus]
-        rows.append({"corpus": corpus, "n": b["n"], "UA saved": a["UA"], "UA now": b["UA"], "WA saved": a["WA"], "WA now": b["WA"],
-                     "macro-F1 saved": a["macro_f1"], "macro-F1 now": b["macro_f1"]})
+        rows.append({"corpus": corpus, "n": b["n"], "UA saved": a["UA"], "UA now": b["UA"], "WA saved": a["WA"],
+                     "WA now": b["WA"], "macro-F1 saved": a["macro_f1"], "macro-F1 now": b["macro_f1"]})
     frame = pd.DataFrame(rows).set_index("corpus")
     changed = int((after["predicted"].to_numpy() != before.loc[ok, "predicted"].to_numpy()).sum())
     print(f"{bundle.name}: {int(ok.sum())} of {len(before)} held-out files scored in {seconds:.0f} s "
@@ -66,8 +66,9 @@ def main() -> int:
     print(f"predicted emotion changed on {changed} files ({100 * changed / max(int(ok.sum()), 1):.2f}%); "
           f"largest probability difference {diff.max():.2e}, mean {diff.mean():.2e}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": bundle.name, "seconds": seconds, "changed": changed, "max_diff": float(diff.max()),
-                                               "table": frame.reset_index().to_dict(orient="records")}, indent=1))
+        report = {"model": bundle.name, "seconds": seconds, "changed": changed, "max_diff": float(diff.max()),
+                  "table": frame.reset_index().to_dict(orient="records")}
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 

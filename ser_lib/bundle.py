@@ -30,9 +30,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,9 @@ class _OnnxNetwork:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise BundleError(f"ONNX Runtime could not load {path}: {exc}. Re-export it with `python -m ser_lib export-onnx {path.parent}`.") from exc
+            raise BundleError(
+                f"ONNX Runtime could not load {path}: {exc}. Re-export it with `python -m ser_lib export-onnx {path.parent}`."
+            ) from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = list(inp.shape)
@@ -231,7 +234,7 @@ class ModelBundle:
             "training": training or {},
             "metrics": metrics or {},
             "scaler": scaler,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "library_version": __version__,
             "parameters": int(model.count_params()),
             "files": {},
@@ -332,7 +335,9 @@ class ModelBundle:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
             model.save(tmp / MODEL_FILE)
-            export_onnx(model, tmp / ONNX_FILE, labels=self.labels, frontend=self.card["frontend"], model_type=self.card["model_type"])
+            export_onnx(
+                model, tmp / ONNX_FILE, labels=self.labels, frontend=self.card["frontend"], model_type=self.card["model_type"]
+            )
             self.card["files"] = {MODEL_FILE: sha256_file(tmp / MODEL_FILE), ONNX_FILE: sha256_file(tmp / ONNX_FILE)}
             self.card["card_version"] = CARD_VERSION
             self.card["name"] = folder.name
@@ -441,7 +446,7 @@ class ModelBundle:
 
     def _prediction(self, p: np.ndarray) -> Prediction:
         k = int(np.argmax(p))
-        return Prediction(self.labels[k], float(p[k]), {lab: float(v) for lab, v in zip(self.labels, p)})
+        return Prediction(self.labels[k], float(p[k]), {lab: float(v) for lab, v in zip(self.labels, p, strict=True)})
 
     def predict_files(self, paths: Sequence[str | os.PathLike], *, progress: ProgressCallback | None = None) -> pd.DataFrame:
         """One row per file: path, emotion, confidence, a probability column per label, error.

@@ -13,9 +13,9 @@ import csv
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import soundfile as sf
@@ -281,6 +281,7 @@ def _drop_duplicates(rows: list[dict], root: Path) -> tuple[list[dict], list[tup
     Users often keep both the original download and a converted copy; the copy from the top-level
     folder holding more files of the corpus wins, so a small sample folder never replaces the set.
     """
+
     def top(path: str) -> str:
         rel = os.path.relpath(path, root)
         return rel.split(os.sep, 1)[0] if os.sep in rel else ""

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,7 @@ class EvaluationResult:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "EvaluationResult":
+    def from_json(cls, data: dict) -> EvaluationResult:
         """Rebuild a result saved by :meth:`to_json` (the Evaluation page with no corpora on disk)."""
         labels = list(data["labels"])
         conf_labels = data["confusion"]["labels"]
@@ -164,5 +164,6 @@ def evaluate_bundle(
     for lab in bundle.labels:
         df[f"p_{lab}"] = table[f"p_{lab}"].values
     failed = table["error"].fillna("").astype(bool).values
-    info = {"model": bundle.name, "failed_files": [[p, e] for p, e in zip(table["path"][failed], table["error"][failed])]}
+    failures = zip(table["path"][failed], table["error"][failed], strict=True)
+    info = {"model": bundle.name, "failed_files": [[p, e] for p, e in failures]}
     return evaluate_predictions(df[~failed].reset_index(drop=True), bundle.labels, meta={**info, **(meta or {})})

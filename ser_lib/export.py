@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,9 +30,9 @@ PARITY_TOLERANCE = 1e-4
 def _keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from . import models  # noqa: F401  (registers the custom layers)
-
     import keras
+
+    from . import models  # noqa: F401  (registers the custom layers)
 
     return keras
 
@@ -113,7 +113,9 @@ def export_onnx(model, path: str | os.PathLike, *, labels: Sequence[str], fronte
     data = onnx_bytes(model, labels=labels, frontend=frontend, model_type=model_type)
     diff = parity(model, data)
     if diff > PARITY_TOLERANCE:
-        raise BundleError(f"The ONNX export differs from the Keras model by {diff:.2e} (more than {PARITY_TOLERANCE}): not saved.")
+        raise BundleError(
+            f"The ONNX export differs from the Keras model by {diff:.2e} (more than {PARITY_TOLERANCE}): not saved."
+        )
     return atomic_write_bytes(path, data)
 
 

@@ -42,9 +42,9 @@ def notebook_features(y: np.ndarray, *, sr: int = 22_050, n_fft: int = 2048, hop
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=20)
     # from the samples, as the notebook did: RMS from the Hann-windowed STFT reads about 0.6x lower
     rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop_length)
-    return np.concatenate(
-        [zcr.mean(axis=1), chroma.mean(axis=1), mfcc.mean(axis=1), rms.mean(axis=1), mel.mean(axis=1)]
-    ).astype(np.float32)
+    return np.concatenate([zcr.mean(axis=1), chroma.mean(axis=1), mfcc.mean(axis=1), rms.mean(axis=1), mel.mean(axis=1)]).astype(
+        np.float32
+    )
 
 
 @lru_cache(maxsize=8)
@@ -104,7 +104,9 @@ def whisper_log_mel(y: np.ndarray, *, n_mels: int = WHISPER_N_MELS) -> np.ndarra
     return ((log + 4.0) / 4.0).astype(np.float32)
 
 
-def window_frames(frames: np.ndarray, start_s: float, end_s: float, *, rate: int = WHISPER_FRAME_RATE, first: int = 0) -> np.ndarray:
+def window_frames(
+    frames: np.ndarray, start_s: float, end_s: float, *, rate: int = WHISPER_FRAME_RATE, first: int = 0
+) -> np.ndarray:
     """The encoder frames covering ``[start_s, end_s)`` of a signal: how every window is pooled.
 
     The one rule shared by :meth:`ser_lib.bundle.ModelBundle.window_probabilities` and the call

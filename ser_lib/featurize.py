@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -30,7 +30,6 @@ from .frontends import EncoderFrontEnd, LogMelFrontEnd, NotebookFrontEnd
 from .progress import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
-
 
 
 def file_seed(path: str, seed: int) -> int:
@@ -57,7 +56,13 @@ class NotebookExtractor:
     seed: int = 0
 
     def settings(self) -> dict:
-        return {"extractor": "notebook", **self.frontend.settings(), "augment": self.augment, "seed": self.seed, "version": EXTRACTOR_VERSION}
+        return {
+            "extractor": "notebook",
+            **self.frontend.settings(),
+            "augment": self.augment,
+            "seed": self.seed,
+            "version": EXTRACTOR_VERSION,
+        }
 
     def __call__(self, path: str) -> np.ndarray:
         fe = self.frontend
@@ -117,7 +122,13 @@ class EncoderExtractor:
 
         # "version": 1 kept: the encoder path decoded through the same load_audio call before, so
         # cached frames stay valid.
-        out = {"extractor": "encoder", "backbone": self.backbone, "sha256": weights_sha256(self.backbone), "view": self.view, "version": 1}
+        out = {
+            "extractor": "encoder",
+            "backbone": self.backbone,
+            "sha256": weights_sha256(self.backbone),
+            "view": self.view,
+            "version": 1,
+        }
         if "pitch" in self.view:
             out["seed"] = self.seed
         return out
@@ -215,7 +226,7 @@ def featurize_files(
         parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator", batch_size=batch)
         return parallel(delayed(task)(paths[i]) for i in todo)
 
-    for i, (value, error) in zip(todo, results()):
+    for i, (value, error) in zip(todo, results(), strict=True):
         values[i] = value
         if error:
             failures.append((paths[i], error))

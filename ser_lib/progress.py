@@ -9,8 +9,8 @@ The command line turns these into tqdm bars, the dashboard into ``st.progress``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,6 @@ from .frontends import EncoderFrontEnd, LogMelFrontEnd, NotebookFrontEnd
 from .progress import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -95,6 +94,7 @@ def split_manifest(
     if split == "none":
         return Split(idx, idx[:0], idx[:0], "none", sorted(manifest["speaker"].unique()), [])
     if split == "random":
+
         def stratified(ids: np.ndarray, size: float):
             """Stratify by emotion where every emotion can appear on both sides, else plainly."""
             labels = manifest["emotion"].iloc[ids]
@@ -267,7 +267,9 @@ def train(
     tel_test: list | None = None
     if cfg.model_type == "notebook_cnn1d":
         frontend = NotebookFrontEnd()
-        values, failures = _features(NotebookExtractor(frontend, augment=cfg.augment, seed=cfg.seed), paths, progress, cfg.n_jobs, "notebook features")
+        values, failures = _features(
+            NotebookExtractor(frontend, augment=cfg.augment, seed=cfg.seed), paths, progress, cfg.n_jobs, "notebook features"
+        )
         ok = np.array([v is not None for v in values])
 
         def stack(ids, aug: bool):
@@ -298,9 +300,11 @@ def train(
         train_ids = [i for i in split.train if ok[i]]
         xs, ys = [values[i] for i in train_ids], [y_all[i] for i in train_ids]
         if cfg.augment:
-            tel, _ = _features(LogMelExtractor(frontend, "telephone"), [paths[i] for i in train_ids], progress, cfg.n_jobs, "log-mel telephone")
+            tel, _ = _features(
+                LogMelExtractor(frontend, "telephone"), [paths[i] for i in train_ids], progress, cfg.n_jobs, "log-mel telephone"
+            )
             xs += [v for v in tel if v is not None]
-            ys += [y_all[i] for i, v in zip(train_ids, tel) if v is not None]
+            ys += [y_all[i] for i, v in zip(train_ids, tel, strict=True) if v is not None]
         model = logmel_cnn((frontend.n_frames, frontend.n_mels), len(labels))
         fit_data = dict(x=np.stack(xs).astype(np.float32), y=onehot[np.array(ys)], batch_size=cfg.batch_size, shuffle=True)
         va_ids = [i for i in split.val if ok[i]]
@@ -309,20 +313,34 @@ def train(
         callbacks = []
     else:
         frontend = EncoderFrontEnd()
-        values, failures = _features(EncoderExtractor(frontend.backbone, "clean"), paths, progress, cfg.n_jobs, f"{frontend.backbone} frames")
+        values, failures = _features(
+            EncoderExtractor(frontend.backbone, "clean"), paths, progress, cfg.n_jobs, f"{frontend.backbone} frames"
+        )
         ok = np.array([v is not None for v in values])
         train_ids = [i for i in split.train if ok[i]]
         views = [[values[i]] for i in train_ids]
         if cfg.augment:
             for view in cfg.encoder_views:
-                extra, _ = _features(EncoderExtractor(frontend.backbone, view, seed=cfg.seed), [paths[i] for i in train_ids], progress, cfg.n_jobs, f"{frontend.backbone} {view} frames")
-                for clip_views, v in zip(views, extra):
+                extra, _ = _features(
+                    EncoderExtractor(frontend.backbone, view, seed=cfg.seed),
+                    [paths[i] for i in train_ids],
+                    progress,
+                    cfg.n_jobs,
+                    f"{frontend.backbone} {view} frames",
+                )
+                for clip_views, v in zip(views, extra, strict=True):
                     if v is not None:
                         clip_views.append(v)
         test_ids_ok = [i for i in split.test if ok[i]]
         if cfg.telephone_eval and test_ids_ok:
-            tel, _ = _features(EncoderExtractor(frontend.backbone, "telephone"), [paths[i] for i in test_ids_ok], progress, cfg.n_jobs, f"{frontend.backbone} telephone frames (test)")
-            tel_by_id = dict(zip(test_ids_ok, tel))
+            tel, _ = _features(
+                EncoderExtractor(frontend.backbone, "telephone"),
+                [paths[i] for i in test_ids_ok],
+                progress,
+                cfg.n_jobs,
+                f"{frontend.backbone} telephone frames (test)",
+            )
+            tel_by_id = dict(zip(test_ids_ok, tel, strict=True))
             tel_test = [tel_by_id.get(i) for i in split.test]
         model = encoder_head((None, frontend_dim(frontend)), len(labels), learning_rate=cfg.learning_rate)
         data = _FrameBatches(views, onehot[y_all[train_ids]], batch_size=cfg.batch_size, n_frames=frontend.train_frames, rng=rng)
@@ -330,7 +348,10 @@ def train(
         va_ids = [i for i in split.val if ok[i]]
         val_data = None
         if va_ids:
-            val_data = (np.stack([_crop(values[i], frontend.train_frames, None) for i in va_ids]).astype(np.float32), onehot[y_all[va_ids]])
+            val_data = (
+                np.stack([_crop(values[i], frontend.train_frames, None) for i in va_ids]).astype(np.float32),
+                onehot[y_all[va_ids]],
+            )
         test_inputs = lambda ids: [values[i].astype(np.float32) for i in ids]  # noqa: E731
         steps = len(data.seq) * cfg.epochs
         model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
@@ -364,7 +385,9 @@ def train(
         "epochs_run": int(len(history)),
         "failed_files": [[p, e] for p, e in failures],
     }
-    bundle = ModelBundle.create(model, name="unsaved", model_type=cfg.model_type, labels=labels, frontend=frontend, training=training, scaler=scaler)
+    bundle = ModelBundle.create(
+        model, name="unsaved", model_type=cfg.model_type, labels=labels, frontend=frontend, training=training, scaler=scaler
+    )
 
     # --- evaluate ----------------------------------------------------------------------------
     evaluation = telephone = None
@@ -376,7 +399,9 @@ def train(
         if tel_test is not None:
             pos = {i: k for k, i in enumerate(split.test)}
             tids = [i for i in test_ids if tel_test[pos[i]] is not None]
-            telephone = _evaluate(bundle, df, tids, [tel_test[pos[i]].astype(np.float32) for i in tids], labels, split.kind + "+telephone")
+            telephone = _evaluate(
+                bundle, df, tids, [tel_test[pos[i]].astype(np.float32) for i in tids], labels, split.kind + "+telephone"
+            )
             metrics["telephone"] = {"overall": telephone.overall, "per_corpus": telephone.per_corpus}
         bundle.card["metrics"] = metrics
     seconds = time.time() - t0
@@ -391,7 +416,9 @@ def frontend_dim(frontend) -> int:
     return BACKBONES[frontend.backbone].dim
 
 
-def _evaluate(bundle, df: pd.DataFrame, ids: list[int], inputs: list[np.ndarray], labels: list[str], protocol: str) -> EvaluationResult:
+def _evaluate(
+    bundle, df: pd.DataFrame, ids: list[int], inputs: list[np.ndarray], labels: list[str], protocol: str
+) -> EvaluationResult:
     probs = bundle.probabilities_from_features(inputs)
     table = df.iloc[ids][["path", "corpus", "speaker", "emotion"]].reset_index(drop=True).copy()
     table["predicted"] = [labels[k] for k in probs.argmax(axis=1)]

@@ -64,7 +64,9 @@ def _epoch_printer():
                 state["bar"] = tqdm(total=step.total, desc="training", unit="epoch")
             bar = state["bar"]
             bar.update(1)
-            bar.set_postfix({k: f"{step.info[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in step.info})
+            bar.set_postfix(
+                {k: f"{step.info[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in step.info}
+            )
         elif step.stage in ("evaluate", "done") and state["bar"] is not None:
             state["bar"].close()
             state["bar"] = None
@@ -169,41 +171,106 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("corpora", help="list the corpora found under a data folder", description="Find RAVDESS, TESS, SAVEE and CREMA-D under DIR by their file-name patterns; print counts per corpus and emotion, and files that were skipped.")
+    c = sub.add_parser(
+        "corpora",
+        help="list the corpora found under a data folder",
+        description=(
+            "Find RAVDESS, TESS, SAVEE and CREMA-D under DIR by their file-name patterns; print counts "
+            "per corpus and emotion, and files that were skipped."
+        ),
+    )
     c.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
     c.add_argument("--show-skipped", type=int, default=20, metavar="N", help="list at most N skipped files (default 20)")
     c.set_defaults(func=cmd_corpora)
 
-    t = sub.add_parser("train", help="featurise, train, evaluate and save a model bundle", description="Train a model on the corpora under DIR. By default speakers are split (about 20%% of each corpus's speakers held out), the training side is augmented, and the held-out figures go into the bundle's card. Features are cached, so a second run skips featurising.")
+    t = sub.add_parser(
+        "train",
+        help="featurise, train, evaluate and save a model bundle",
+        description=(
+            "Train a model on the corpora under DIR. By default speakers are split (about 20% of each "
+            "corpus's speakers held out), the training side is augmented, and the held-out figures go "
+            "into the bundle's card. Features are cached, so a second run skips featurising."
+        ),
+    )
     t.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
-    t.add_argument("--model-type", choices=[*MODEL_TYPES, *MODEL_TYPE_ALIASES], default="encoder_head", metavar="{" + ",".join(MODEL_TYPES) + "}", help="encoder_head: CNN head on Whisper-base frames (default, best); logmel_cnn: 2D CNN on log-mel (fast); notebook_cnn1d: the notebook's 1D CNN on 162 features (reference; seed_cnn1d is its old name)")
+    t.add_argument(
+        "--model-type",
+        choices=[*MODEL_TYPES, *MODEL_TYPE_ALIASES],
+        default="encoder_head",
+        metavar="{" + ",".join(MODEL_TYPES) + "}",
+        help=(
+            "encoder_head: CNN head on Whisper-base frames (default, best); logmel_cnn: 2D CNN on "
+            "log-mel (fast); notebook_cnn1d: the notebook's 1D CNN on 162 features (reference; "
+            "seed_cnn1d is its old name)"
+        ),
+    )
     t.add_argument("--out", default=str(MODELS_DIR / "my-model"), help="bundle folder to write (default models/my-model)")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--split", choices=SPLITS, default="speaker", help="speaker: speaker-independent (honest); random: the notebook's random split (speakers on both sides); none: train on everything")
+    t.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="speaker",
+        help=(
+            "speaker: speaker-independent (honest); random: the notebook's random split (speakers on "
+            "both sides); none: train on everything"
+        ),
+    )
     t.add_argument("--test-size", type=float, default=0.2, help="share of each corpus's speakers held out (default 0.2)")
     t.add_argument("--corpora", nargs="+", metavar="NAME", help="train on these corpora only (RAVDESS SAVEE TESS CREMA-D)")
     t.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    t.add_argument("--encoder-views", nargs="+", default=["telephone", "pitch"], choices=["telephone", "pitch", "pitch+telephone"], help="encoder_head: augmented copies of each training clip besides the clean one, one drawn at random each time (default: telephone pitch)")
+    t.add_argument(
+        "--encoder-views",
+        nargs="+",
+        default=["telephone", "pitch"],
+        choices=["telephone", "pitch", "pitch+telephone"],
+        help=(
+            "encoder_head: augmented copies of each training clip besides the clean one, one drawn at "
+            "random each time (default: telephone pitch)"
+        ),
+    )
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--metrics-from", metavar="BUNDLE", help="copy held-out metrics and evaluation from this bundle (for a final model trained with --split none)")
+    t.add_argument(
+        "--metrics-from",
+        metavar="BUNDLE",
+        help="copy held-out metrics and evaluation from this bundle (for a final model trained with --split none)",
+    )
     t.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (needed for models/default)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="score a bundle on every corpus file under a folder", description="Score a model on every corpus file under DIR (all of it treated as test data): WA, UA, macro-F1 overall and per corpus, per-class report, confusion matrix.")
+    e = sub.add_parser(
+        "evaluate",
+        help="score a bundle on every corpus file under a folder",
+        description=(
+            "Score a model on every corpus file under DIR (all of it treated as test data): WA, UA, "
+            "macro-F1 overall and per corpus, per-class report, confusion matrix."
+        ),
+    )
     e.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
     e.add_argument("--model", help="bundle folder (default: the shipped models/default)")
     e.add_argument("--json", metavar="OUT", help="write overall, per_corpus, per_class, confusion and predictions to OUT")
     e.add_argument("--no-predictions", action="store_true", help="leave per-file predictions out of the JSON")
     e.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="predict the emotion of audio files", description="Print the emotion and its probability for each FILE (wav, flac, ogg/opus, mp3).")
+    pr = sub.add_parser(
+        "predict",
+        help="predict the emotion of audio files",
+        description="Print the emotion and its probability for each FILE (wav, flac, ogg/opus, mp3).",
+    )
     pr.add_argument("files", nargs="+", metavar="FILE")
     pr.add_argument("--model", help="bundle folder (default: the shipped models/default)")
     pr.add_argument("--json", metavar="OUT", help="write emotion and probabilities per file to OUT")
     pr.set_defaults(func=cmd_predict)
 
-    x = sub.add_parser("export-onnx", help="convert bundles saved before ONNX (adds model.onnx)", description="Add model.onnx to each BUNDLE folder saved with only model.keras (bundles from before ser_lib 0.2), check that ONNX Runtime gives the same probabilities as Keras (within 1e-4), and record its hash in the card. Needs TensorFlow (requirements.txt installs it).")
+    x = sub.add_parser(
+        "export-onnx",
+        help="convert bundles saved before ONNX (adds model.onnx)",
+        description=(
+            "Add model.onnx to each BUNDLE folder saved with only model.keras (bundles from before "
+            "ser_lib 0.2), check that ONNX Runtime gives the same probabilities as Keras (within 1e-4), "
+            "and record its hash in the card. Needs TensorFlow (requirements.txt installs it)."
+        ),
+    )
     x.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folders, e.g. models/my-model")
     x.add_argument("--force", action="store_true", help="export again even when model.onnx matches the card")
     x.set_defaults(func=cmd_export_onnx)

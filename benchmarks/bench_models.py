@@ -10,7 +10,7 @@ Rows (each: WA, UA, macro-F1 overall and per corpus, clean and through the telep
 
 Usage::
 
-    python benchmarks/bench_models.py --data ../shared/corpora [--only encoder_head linear_probe] [--epochs-seed 50]
+    python benchmarks/bench_models.py --data ../shared/corpora [--only encoder_head linear_probe] [--epochs-notebook 50]
 
 Every run prints its figures and its time; results.json is updated row by row (re-running one
 model replaces only its rows).
@@ -135,8 +135,8 @@ def run_probe(manifest) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
-    ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "notebook_cnn1d", "seed_random", "logmel_cnn"])
-    ap.add_argument("--epochs-seed", type=int, default=50, help="the notebook trained 50 epochs")
+    ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "notebook_cnn1d", "notebook_random", "logmel_cnn"])
+    ap.add_argument("--epochs-notebook", type=int, default=50, help="the notebook trained 50 epochs")
     ap.add_argument("--epochs-logmel", type=int, default=20)
     ap.add_argument("--epochs-head", type=int, default=30)
     ap.add_argument("--save-dir", help="also save each trained bundle here as <model-type>-heldout (or -random)")
@@ -147,10 +147,10 @@ def main() -> int:
     for what in args.only:
         if what == "linear_probe":
             rows = run_probe(manifest)
-        elif what == "seed_random":
-            rows = run_trained(manifest, "notebook_cnn1d", "random", args.epochs_seed, args.save_dir)
+        elif what == "notebook_random":
+            rows = run_trained(manifest, "notebook_cnn1d", "random", args.epochs_notebook, args.save_dir)
         elif what == "notebook_cnn1d":
-            rows = run_trained(manifest, "notebook_cnn1d", "speaker", args.epochs_seed, args.save_dir)
+            rows = run_trained(manifest, "notebook_cnn1d", "speaker", args.epochs_notebook, args.save_dir)
         elif what == "logmel_cnn":
             rows = run_trained(manifest, "logmel_cnn", "speaker", args.epochs_logmel, args.save_dir)
         elif what == "encoder_head":

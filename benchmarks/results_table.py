@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-ORDER = ["seed_cnn1d", "logmel_cnn", "linear_probe", "encoder_head_noaug", "encoder_head", "encoder_head_pitch"]
+ORDER = ["notebook_cnn1d", "logmel_cnn", "linear_probe", "encoder_head_noaug", "encoder_head", "encoder_head_pitch"]
 CORPORA = ["overall", "RAVDESS", "SAVEE", "TESS", "CREMA-D"]
 
 

@@ -3,6 +3,8 @@
 - the core (every module directly in ``ser_lib/``) and ``ser_lib.calls`` import neither
   Streamlit nor plotly;
 - ``ser_lib.calls`` never imports the training code (training, models, export, featurize);
+- ``ser_lib.service`` (the live call service) imports neither Streamlit, plotly, the dashboard nor
+  the training code;
 - nothing but ``ser_lib.app`` imports ``ser_lib.app``; only ``ser_lib.app.ui`` imports Streamlit;
 - importing ``ser_lib`` imports no TensorFlow, and TensorFlow is imported only by the training side
   (``training``, ``models``, ``export``), never at a module's top level elsewhere;
@@ -81,6 +83,10 @@ def test_each_module_keeps_to_its_layer(path):
     if layer == "calls":
         bad = sorted(m for m in imports if any(m == t or m.startswith(t + ".") for t in TRAINING_SIDE))
         assert not bad, f"{name} (calls) imports training code: {bad}"
+    if layer == "service":  # the live service: no dashboard, no plots, no training code (it serves a bundle)
+        bad = _uses(imports, "streamlit") + _uses(imports, "plotly") + _uses(imports, "ser_lib.app")
+        bad += sorted(m for m in imports if any(m == t or m.startswith(t + ".") for t in TRAINING_SIDE))
+        assert not bad, f"{name} (service) imports {bad}"
     if layer == "app" and name != "ser_lib.app.ui":
         assert not _uses(imports, "streamlit"), f"{name} imports Streamlit; only ser_lib.app.ui may"
     if name not in TRAINING_SIDE:

@@ -117,7 +117,8 @@ class TimelineSettings:
 def channel_roles(channels: int, roles: Sequence[str] | None = None) -> list[str]:
     """The role of each channel: ``roles`` in channel order for stereo, :data:`MONO_ROLE` for mono.
 
-    Channels beyond ``roles`` are named ``"channel 3"``, ``"channel 4"``, ...
+    Channels beyond ``roles`` are named ``"channel 3"``, ``"channel 4"``, ...; a mono stream whose
+    ``roles`` name exactly one party (a live stream of the caller alone) is that party.
 
     Raises
     ------
@@ -127,6 +128,8 @@ def channel_roles(channels: int, roles: Sequence[str] | None = None) -> list[str
     if channels < 1:
         raise ParameterError(f"channels={channels} must be at least 1")
     if channels == 1:
+        if roles is not None and len(roles) == 1 and isinstance(roles[0], str) and roles[0].strip():
+            return [roles[0].strip()]
         return [MONO_ROLE]
     roles = list(DEFAULT_ROLES if roles is None else roles)
     if any(not isinstance(r, str) or not r.strip() for r in roles):

@@ -278,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .calls import add_call_commands
 
     add_call_commands(sub)
+    from .service import add_service_commands  # noqa: I001 - the live-service commands (serve, simulate-calls)
+    add_service_commands(sub)
     return p
 
 

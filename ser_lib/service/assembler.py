@@ -1,0 +1,136 @@
+"""The tracks of a Twilio stream put back in step: frames placed by timestamp, gaps as silence.
+
+Twilio sends each track (``inbound``: the caller; ``outbound``: what the caller hears) as its own
+series of ``media`` messages, each stamped with its position in milliseconds from the stream's
+start. :class:`TrackAssembler` writes every payload at its timestamp, so frames that arrive out of
+order land where they belong and a gap in the timestamps is silence, and releases the audio in step
+on all tracks (one array per release, ``(tracks, n)``) as far as every track has arrived; a track
+that falls more than ``max_skew_s`` behind the others (or stops) is padded with silence so the
+others are not held up. A frame for audio already released is *late*: it is counted (``late_samples``)
+and reported, never silently merged into the past.
+
+Payloads stay G.711 bytes until release (one table lookup per release, not per message).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .codecs import MULAW_SILENCE, decode
+from .protocol import ProtocolError
+
+
+class TrackAssembler:
+    """Aligns the tracks of one stream by timestamp.
+
+    Parameters
+    ----------
+    tracks : sequence of str
+        Track names in channel order (e.g. ``("outbound", "inbound")``).
+    sr : int
+        Samples per second of every track (8000 for Twilio).
+    encoding : str
+        Payload encoding (:data:`~ser_lib.service.codecs.ENCODINGS`; one byte per sample: mulaw, alaw).
+    max_skew_s : float
+        How far one track may run ahead of another before the lagging one is padded with silence.
+    snap_s : float
+        A frame whose timestamp is within this of where its track ends is placed right after it
+        (timestamps are whole milliseconds; 20 ms frames should not overlap or leave 1-sample gaps).
+    max_gap_s : float
+        A timestamp further than this ahead of the released audio is refused (``bad_timestamp``):
+        it would otherwise make the service allocate that much silence.
+    """
+
+    def __init__(
+        self,
+        tracks,
+        *,
+        sr: int = 8000,
+        encoding: str = "mulaw",
+        max_skew_s: float = 0.5,
+        snap_s: float = 0.005,
+        max_gap_s: float = 30.0,
+    ):
+        self.tracks = tuple(tracks)
+        self.sr, self.encoding = int(sr), encoding
+        self._silence = MULAW_SILENCE if encoding == "mulaw" else 0xD5
+        self._buf = {t: bytearray() for t in self.tracks}  # bytes from ``released`` on
+        self._end = dict.fromkeys(self.tracks, 0)  # absolute sample where each track's audio ends
+        self.released = 0  # samples released on every track
+        self._skew = int(round(max_skew_s * sr))
+        self._snap = int(round(snap_s * sr))
+        self._max_gap = int(round(max_gap_s * sr))
+        self.late_samples = 0
+        self.gap_samples = 0  # silence inserted where timestamps skipped ahead
+
+    def add(self, track: str, timestamp_ms: int | None, payload: bytes) -> None:
+        """Place one frame of ``track`` at ``timestamp_ms`` (None: right after the track's last frame).
+
+        Raises
+        ------
+        ProtocolError
+            ``unknown_track`` for a track the stream's ``start`` did not announce, ``bad_timestamp``
+            for one further than ``max_gap_s`` ahead (both reject this frame only).
+        """
+        if track not in self._buf:
+            raise ProtocolError(
+                f"media for track {track!r}, which the stream's start did not announce (tracks: {list(self.tracks)})",
+                code="unknown_track",
+            )
+        end = self._end[track]
+        pos = end if timestamp_ms is None else int(round(timestamp_ms * self.sr / 1000))
+        if abs(pos - end) <= self._snap:
+            pos = end
+        if pos - self.released > self._max_gap:
+            raise ProtocolError(
+                f"media.timestamp={timestamp_ms} ms is {(pos - self.released) / self.sr:.1f} s ahead of the audio so far; "
+                f"gaps of more than {self._max_gap / self.sr:.0f} s are refused",
+                code="bad_timestamp",
+            )
+        data = memoryview(payload)
+        if pos < self.released:  # the start (or all) of this frame is in audio already released
+            late = min(len(data), self.released - pos)
+            self.late_samples += late
+            data, pos = data[late:], self.released
+            if not len(data):
+                return
+        buf = self._buf[track]
+        a = pos - self.released
+        if a > len(buf):
+            self.gap_samples += a - len(buf)
+            buf.extend(bytes([self._silence]) * (a - len(buf)))
+        buf[a : a + len(data)] = data
+        self._end[track] = max(end, pos + len(data))
+
+    def release(self, *, final: bool = False) -> np.ndarray | None:
+        """The audio now complete on every track [shape=(tracks, n)], float32; None if there is none.
+
+        ``final``: the stream ended, release everything (shorter tracks padded with silence).
+        """
+        ends = list(self._end.values())
+        ready = max(ends) if final else max(min(ends), max(ends) - self._skew)
+        n = ready - self.released
+        if n <= 0:
+            return None
+        rows = []
+        for t in self.tracks:
+            buf = self._buf[t]
+            if len(buf) < n:
+                buf.extend(bytes([self._silence]) * (n - len(buf)))
+            rows.append(bytes(buf[:n]))
+            del buf[:n]
+            self._end[t] = max(self._end[t], ready)
+        self.released = ready
+        return np.concatenate([decode(r, encoding=self.encoding) for r in rows], axis=0)
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples held back, waiting for the other tracks (the most on any track)."""
+        return max((len(b) for b in self._buf.values()), default=0)
+
+
+def missing_between(previous: int | None, sequence: int | None) -> int:
+    """Messages missing between two Twilio ``sequenceNumber`` values (0 when consecutive, unnumbered or repeated)."""
+    if previous is None or sequence is None or sequence <= previous:
+        return 0
+    return sequence - previous - 1

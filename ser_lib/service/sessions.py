@@ -1,0 +1,492 @@
+"""One call in progress: its :class:`~ser_lib.calls.StreamingAnalyzer`, fed off the event loop.
+
+A :class:`CallSession` owns one analyser (one loaded bundle and encoder are shared by all calls) and
+a bounded queue of audio between the event loop, which receives it, and a thread pool, which
+analyses it:
+
+- :meth:`CallSession.push` (event loop) queues decoded audio. When the call already has
+  ``max_queued_s`` of audio waiting, it waits for the analysis to catch up: the socket is not read
+  meanwhile, so TCP flow control slows the sender; nothing is dropped.
+- :meth:`CallSession._work` (a pool thread) takes everything queued, feeds it to the analyser in
+  one piece (a call that fell behind catches up in bigger, cheaper steps), turns the windows that
+  became final into events (windows, segments of speech regions that closed, alerts) and hands
+  them to the event loop. It then requeues itself behind the other calls, so the pool serves calls
+  in turn.
+- :meth:`CallSession.finish` flushes the analyser and writes the call's results file through
+  :class:`ResultStore`.
+
+The time each audio chunk arrived is kept (for a few seconds), so every window event carries its
+``latency_s``: from the arrival of the window's last audio to the event, and the call's ``lag``
+(how long its oldest unanalysed audio has waited) is known at any moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..calls import CallAnalysis, StreamingAnalyzer, segments_from_windows, windows_frame
+from ..io import dumps_json, write_json
+from .alerts import AlertTracker
+from .protocol import CLOSE_INTERNAL, SCHEMA, event, now_iso, segment_payload, window_payload
+
+logger = logging.getLogger(__name__)
+
+#: Window sentiments kept per party for the wallboard's sparkline.
+SPARKLINE_POINTS = 90
+#: Seconds of arrival times kept per call (a window is final at most a few seconds after its audio).
+ARRIVALS_KEPT_S = 30.0
+
+
+def table(frame: pd.DataFrame, columns) -> dict:
+    """A frame as ``{"columns": [...], "rows": [[...], ...]}`` (compact JSON; floats rounded to 4 places)."""
+    cols = [c for c in columns if c in frame.columns]
+    f = frame[cols].copy()
+    for c in cols:
+        if pd.api.types.is_float_dtype(f[c]):
+            f[c] = f[c].round(4)
+    return {"columns": cols, "rows": f.astype(object).where(f.notna(), None).values.tolist()}
+
+
+def timeline_tables(result: CallAnalysis) -> dict:
+    """The windows and speech regions of ``result``, as the wallboard's timeline needs them."""
+    wcols = [
+        "channel",
+        "role",
+        "region",
+        "start_s",
+        "end_s",
+        "emotion",
+        "confidence",
+        "sentiment",
+        *[f"p_{lab}" for lab in result.labels],
+    ]
+    return {
+        "windows": table(result.windows, wcols),
+        "speech": table(result.speech, ["channel", "role", "region", "start_s", "end_s", "closed", "judged"]),
+    }
+
+
+class ResultStore:
+    """One JSON file per finished call in a folder, written atomically.
+
+    The file name is made by the service (start time and a hash of the call id), never taken from
+    a client, so no client can choose where anything is written.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def path_for(self, call_id: str, started: datetime) -> Path:
+        digest = hashlib.sha256(call_id.encode()).hexdigest()[:16]
+        return self.folder / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{digest}.json"
+
+    def write(self, record: dict, *, call_id: str, started: datetime) -> Path:
+        return write_json(self.path_for(call_id, started), record, indent=None)
+
+
+class CallSession:
+    """One call: its analyser, its audio queue, its live state and its events.
+
+    Parameters
+    ----------
+    call_id : str
+    registry : CallRegistry
+        Supplies the event loop, the thread pool, the bundle, the settings, the metrics, and
+        delivers events to subscribers.
+    source : {"twilio", "raw"}
+    parties : sequence of str
+        Party of each channel, in channel order.
+    sr, channels : int
+        Sample rate and channels of the audio pushed.
+    tracks : sequence of str or None
+        The Twilio track of each channel.
+    metadata : dict
+    """
+
+    def __init__(self, call_id, registry, *, source, parties, sr, channels, tracks=None, metadata=None, stream_sid=None):
+        s = registry.settings
+        self.call_id, self.source, self.sr, self.channels = call_id, source, int(sr), int(channels)
+        self.registry = registry
+        self.analyzer = StreamingAnalyzer(
+            registry.bundle,
+            sr=sr,
+            channels=channels,
+            roles=list(parties),
+            settings=s.timeline,
+            grow=not s.complete_chunks,
+            name=call_id,
+        )
+        self.parties = list(self.analyzer.roles)
+        self.labels = list(self.analyzer.labels)
+        self.tracks = list(tracks) if tracks else None
+        self.metadata = dict(metadata or {})
+        self.stream_sid = stream_sid
+        self.started = datetime.now(UTC)
+        self.started_at = now_iso()
+        self.ended_at: str | None = None
+        self.status = "active"
+        self.error: str | None = None
+        self.failed = False
+        self.alerts = AlertTracker(s.alerts, id_prefix=call_id)
+        self._seq = itertools.count(1)
+        self._loop, self._pool, self._metrics = registry.loop, registry.pool, registry.metrics
+        self._max_queued = int(round(s.max_queued_s * self.sr))
+        # audio queue: event loop -> pool thread
+        self._qlock = threading.Lock()
+        self._queue: list[np.ndarray] = []
+        self._arrivals: deque[tuple[int, float]] = deque()  # (samples received up to, monotonic time)
+        self.received = 0
+        self.processed = 0
+        self._scheduled = False
+        self._finish_status: str | None = None
+        self._space = asyncio.Event()
+        self._done: asyncio.Future = self._loop.create_future()
+        # analysis (pool thread only, one at a time per call)
+        self._alock = threading.Lock()
+        self._region_windows: dict[tuple[int, int], list] = {}
+        self._unchecked = 0
+        # live state, read by the REST handlers
+        self._slock = threading.Lock()
+        self.current: dict[str, dict] = {}
+        self.sparkline = {role: deque(maxlen=SPARKLINE_POINTS) for role in self.parties}
+        self.n_windows = 0
+        self.n_segments = 0
+        self.dtmf: list[dict] = []
+        self.stats = {
+            "frames": 0,
+            "rejected": 0,
+            "late_samples": 0,
+            "gap_samples": 0,
+            "missing_messages": 0,
+            "backpressure_pauses": 0,
+            "max_lag_s": 0.0,
+        }
+        self.final_record: dict | None = None
+        self.summary_event: dict | None = None
+        self.results_path: Path | None = None
+
+    # --- event loop side -----------------------------------------------------------------------------
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    @property
+    def open(self) -> bool:
+        return self._finish_status is None
+
+    @property
+    def position_s(self) -> float:
+        return self.received / self.sr
+
+    def started_event(self) -> dict:
+        parties = [
+            {"channel": c, "role": r, **({"track": self.tracks[c]} if self.tracks else {})} for c, r in enumerate(self.parties)
+        ]
+        return event(
+            "call_started",
+            self.call_id,
+            self.next_seq(),
+            0.0,
+            source=self.source,
+            parties=parties,
+            sample_rate=self.sr,
+            labels=self.labels,
+            metadata=self.metadata,
+            **({"stream_sid": self.stream_sid} if self.stream_sid else {}),
+        )
+
+    async def push(self, chunk: np.ndarray) -> None:
+        """Queue ``chunk`` [shape=(channels, n)] for analysis; waits while ``max_queued_s`` is queued."""
+        while self.received - self.processed >= self._max_queued and not self.failed:
+            self.stats["backpressure_pauses"] += 1
+            self._metrics.inc("ser_backpressure_pauses_total")
+            self._space.clear()
+            await self._space.wait()
+        n = chunk.shape[1]
+        now = time.monotonic()
+        with self._qlock:
+            self._queue.append(chunk)
+            self.received += n
+            self._arrivals.append((self.received, now))
+            start = not self._scheduled
+            self._scheduled = True
+        self._metrics.inc("ser_audio_seconds_total", n / self.sr)
+        if start:
+            self._pool.submit(self._work)
+
+    async def finish(self, status: str) -> dict:
+        """End the call (``completed`` or ``ended_abruptly``): analyse what is queued, flush, write results."""
+        if self._finish_status is None:
+            with self._qlock:
+                self._finish_status = status
+                start = not self._scheduled
+                self._scheduled = True
+            if start:
+                self._pool.submit(self._work)
+        return await asyncio.shield(self._done)
+
+    def lag_s(self, now: float | None = None) -> float:
+        """Seconds the oldest audio not yet analysed has waited (0 when the analysis has caught up)."""
+        now = time.monotonic() if now is None else now
+        with self._qlock:
+            if self.processed >= self.received:
+                return 0.0
+            for cum, t in self._arrivals:
+                if cum > self.processed:
+                    return max(0.0, now - t)
+        return 0.0
+
+    @property
+    def queued_s(self) -> float:
+        return (self.received - self.processed) / self.sr
+
+    def _deliver(self, events: list[dict], final: bool) -> None:
+        self._space.set()
+        if events:
+            self.registry.broadcast(self.call_id, events)
+        if final and not self._done.done():
+            self._done.set_result(self.final_record)
+
+    # --- pool thread side ----------------------------------------------------------------------------
+    def _arrival(self, end_s: float) -> float | None:
+        target = int(round(end_s * self.sr))
+        with self._qlock:
+            for cum, t in self._arrivals:
+                if cum >= target:
+                    return t
+        return None
+
+    def _work(self) -> None:
+        events: list[dict] = []
+        final = False
+        try:
+            with self._qlock:
+                chunks, self._queue = self._queue, []
+            if chunks:
+                x = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
+                with self._alock:
+                    new = self.analyzer.feed(x)
+                    events += self._publish(new, closing=False)
+                now = time.monotonic()
+                with self._qlock:
+                    self.processed += x.shape[1]
+                    keep = self.processed - int(ARRIVALS_KEPT_S * self.sr)
+                    while self._arrivals and self._arrivals[0][0] < keep:
+                        self._arrivals.popleft()
+                self.stats["max_lag_s"] = max(self.stats["max_lag_s"], self.lag_s(now))
+            with self._qlock:
+                closing = self._finish_status is not None and not self._queue
+            if closing:
+                events += self._finalise(self._finish_status)
+                final = True
+        except Exception as exc:  # noqa: BLE001 - one call's failure must not touch the others
+            logger.exception("call %s: the analysis failed", self.call_id)
+            self.failed, self.error = True, f"{type(exc).__name__}: {exc}"
+            events.append(
+                event(
+                    "error",
+                    self.call_id,
+                    self.next_seq(),
+                    self.position_s,
+                    code="analysis_failed",
+                    message=f"the analysis of this call failed ({self.error}); the call is closed with what was analysed",
+                    fatal=True,
+                    close_code=CLOSE_INTERNAL,
+                )
+            )
+            if self.final_record is None:
+                events += self._finalise("ended_abruptly", broken=True)
+            final = True
+        self._loop.call_soon_threadsafe(self._deliver, events, final)
+        with self._qlock:
+            again = not final and (bool(self._queue) or self._finish_status is not None)
+            self._scheduled = again
+        if again:
+            self._pool.submit(self._work)
+
+    def _publish(self, new, *, closing: bool) -> list[dict]:
+        """Events for the windows that just became final: windows, alerts, segments of closed regions."""
+        events, latencies = [], []
+        now = time.monotonic()
+        pos = self.analyzer.position_s
+        for w in new:
+            arrived = self._arrival(w.end_s)
+            latency = None if arrived is None else round(now - arrived, 3)
+            if latency is not None:
+                latencies.append(latency)
+            payload = window_payload(w, self.labels)
+            events.append(event("window", self.call_id, self.next_seq(), pos, **payload, latency_s=latency))
+            self._region_windows.setdefault((w.channel, w.region), []).append(w)
+            with self._slock:
+                self.current[w.role] = {
+                    k: payload[k] for k in ("emotion", "confidence", "sentiment", "start_s", "end_s", "probabilities")
+                }
+                self.sparkline[w.role].append((round((w.start_s + w.end_s) / 2, 2), payload["sentiment"]))
+                self.n_windows += 1
+            for alert in self.alerts.update(
+                role=w.role,
+                channel=w.channel,
+                start_s=w.start_s,
+                end_s=w.end_s,
+                sentiment=w.sentiment,
+                probabilities=payload["probabilities"],
+            ):
+                events.append(event("alert", self.call_id, self.next_seq(), pos, **alert))
+                self._metrics.inc("ser_alerts_total", kind=alert["kind"])
+        if latencies or new:
+            self._metrics.windows(latencies)
+        self._unchecked += 1
+        if new or closing or self._unchecked >= 50:
+            events += self._closed_segments(pos)
+        return events
+
+    def _closed_segments(self, pos: float) -> list[dict]:
+        """``segment`` events for the speech regions that closed (their windows are all final)."""
+        self._unchecked = 0
+        if not self._region_windows:
+            return []
+        speech = self.analyzer.speech()
+        closed = speech[speech["closed"]]
+        keys = {(int(c), int(r)) for c, r in zip(closed["channel"], closed["region"], strict=True)}
+        events = []
+        for key in sorted(k for k in self._region_windows if k in keys):
+            windows = windows_frame(self._region_windows.pop(key), self.labels)
+            region = closed[(closed["channel"] == key[0]) & (closed["region"] == key[1])]
+            segments = segments_from_windows(
+                windows, region, labels=self.labels, min_segment_s=self.analyzer.settings.min_segment_s
+            )
+            records = CallAnalysis(segments, windows, region, {}, 0.0, self.parties, self.labels, {}).segment_records()
+            for rec in records:
+                events.append(event("segment", self.call_id, self.next_seq(), pos, **segment_payload(rec)))
+            self.n_segments += len(records)
+            self._metrics.inc("ser_segments_total", len(records))
+        return events
+
+    def record(self, result: CallAnalysis, status: str) -> dict:
+        """The call as ``analyze-call --json`` writes it, plus the service's fields."""
+        with self._slock:
+            alerts = list(self.alerts.raised)
+        return {
+            **result.to_dict(),
+            "schema": SCHEMA,
+            "call_id": self.call_id,
+            "status": status,
+            "source": self.source,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "parties": [
+                {"channel": c, "role": r, **({"track": self.tracks[c]} if self.tracks else {})}
+                for c, r in enumerate(self.parties)
+            ],
+            "metadata": self.metadata,
+            "alerts": alerts,
+            "dtmf": list(self.dtmf),
+            "stats": {
+                **self.stats,
+                "received_s": round(self.position_s, 3),
+                "windows": self.n_windows,
+                "segments": self.n_segments,
+            },
+            **({"error": self.error} if self.error else {}),
+        }
+
+    def snapshot(self, *, timeline: bool = False) -> dict:
+        """The call so far (pool thread: waits for the analysis step in progress)."""
+        with self._alock:
+            if self.final_record is not None:
+                return self.final_record
+            result = self.analyzer.result(source=self.call_id)
+        rec = self.record(result, self.status)
+        rec["lag_s"] = round(self.lag_s(), 3)
+        if timeline:
+            rec["timeline"] = timeline_tables(result)
+        return rec
+
+    def _finalise(self, status: str, *, broken: bool = False) -> list[dict]:
+        events = []
+        result = None
+        with self._alock:
+            if not broken:
+                events += self._publish(self.analyzer.finish(), closing=True)
+            try:
+                result = self.analyzer.result(source=self.call_id)
+            except Exception:  # noqa: BLE001 - a broken analyser: keep what the events said
+                logger.exception("call %s: no result could be made", self.call_id)
+        self.status, self.ended_at = status, now_iso()
+        if result is not None:
+            record = self.record(result, status)
+            timeline = timeline_tables(result)
+        else:
+            record = {
+                "schema": SCHEMA,
+                "call_id": self.call_id,
+                "status": status,
+                "error": self.error,
+                "segments": [],
+                "summary": {},
+            }
+            timeline = None
+        try:
+            self.results_path = self.registry.store.write(
+                {**record, "timeline": timeline}, call_id=self.call_id, started=self.started
+            )
+        except OSError as exc:
+            logger.error("call %s: its results could not be written: %s", self.call_id, exc)
+        self.final_record = record
+        self.analyzer = None  # frees the audio buffers, VAD and encoder state of this call
+        self._region_windows.clear()
+        self._metrics.inc("ser_calls_finished_total", status=status)
+        self.summary_event = event(
+            "call_summary",
+            self.call_id,
+            self.next_seq(),
+            self.position_s,
+            status=status,
+            duration_s=record.get("duration_s", 0.0),
+            summary=record.get("summary", {}),
+            alerts=len(record.get("alerts", [])),
+            windows=self.n_windows,
+            segments=self.n_segments,
+            results_file=self.results_path.name if self.results_path else None,
+        )
+        events.append(self.summary_event)
+        logger.info("call %s %s after %.1f s (%d windows)", self.call_id, status, self.position_s, self.n_windows)
+        return events
+
+    def overview(self) -> dict:
+        """The call as ``/calls`` lists it: parties' current emotion and sparkline, alerts, lag."""
+        with self._slock:
+            parties = {
+                role: {**(self.current.get(role) or {"emotion": None}), "sparkline": [s for _, s in self.sparkline[role]]}
+                for role in self.parties
+            }
+            alerts = list(self.alerts.raised)
+        return {
+            "call_id": self.call_id,
+            "status": self.status,
+            "source": self.source,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": round(self.position_s, 3),
+            "lag_s": round(self.lag_s(), 3) if self.status == "active" else 0.0,
+            "parties": parties,
+            "alerts": alerts[-10:],
+            "alert_count": len(alerts),
+            "windows": self.n_windows,
+            "metadata": self.metadata,
+        }
+
+
+def dumps_event(ev: dict) -> str:
+    """One event as compact JSON text."""
+    return dumps_json(ev, indent=None)

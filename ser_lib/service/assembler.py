@@ -3,11 +3,12 @@
 Twilio sends each track (``inbound``: the caller; ``outbound``: what the caller hears) as its own
 series of ``media`` messages, each stamped with its position in milliseconds from the stream's
 start. :class:`TrackAssembler` writes every payload at its timestamp, so frames that arrive out of
-order land where they belong and a gap in the timestamps is silence, and releases the audio in step
-on all tracks (one array per release, ``(tracks, n)``) as far as every track has arrived; a track
-that falls more than ``max_skew_s`` behind the others (or stops) is padded with silence so the
-others are not held up. A frame for audio already released is *late*: it is counted (``late_samples``)
-and reported, never silently merged into the past.
+order land where they belong, and releases the audio in step on all tracks (one array per release,
+``(tracks, n)``) as far as every track is complete. A hole in a track (a frame missing) is waited for
+until the track has ``max_skew_s`` of audio beyond it, then released as silence: a gap in the
+timestamps is silence. A track that stops, or never starts, is padded the same way so the others are
+not held up. A frame for audio already released is *late*: it is counted (``late_samples``) and
+reported, never silently merged into the past.
 
 Payloads stay G.711 bytes until release (one table lookup per release, not per message).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codecs import MULAW_SILENCE, decode
+from .codecs import ALAW_SILENCE, MULAW_SILENCE, decode
 from .protocol import ProtocolError
 
 
@@ -29,10 +30,11 @@ class TrackAssembler:
         Track names in channel order (e.g. ``("outbound", "inbound")``).
     sr : int
         Samples per second of every track (8000 for Twilio).
-    encoding : str
-        Payload encoding (:data:`~ser_lib.service.codecs.ENCODINGS`; one byte per sample: mulaw, alaw).
+    encoding : {"mulaw", "alaw"}
+        Payload encoding (one byte per sample).
     max_skew_s : float
-        How far one track may run ahead of another before the lagging one is padded with silence.
+        How much audio a track may have beyond a hole (or another track beyond a silent one)
+        before the hole is released as silence.
     snap_s : float
         A frame whose timestamp is within this of where its track ends is placed right after it
         (timestamps are whole milliseconds; 20 ms frames should not overlap or leave 1-sample gaps).
@@ -53,15 +55,16 @@ class TrackAssembler:
     ):
         self.tracks = tuple(tracks)
         self.sr, self.encoding = int(sr), encoding
-        self._silence = MULAW_SILENCE if encoding == "mulaw" else 0xD5
+        self._silence = bytes([MULAW_SILENCE if encoding == "mulaw" else ALAW_SILENCE])
         self._buf = {t: bytearray() for t in self.tracks}  # bytes from ``released`` on
-        self._end = dict.fromkeys(self.tracks, 0)  # absolute sample where each track's audio ends
+        self._have = {t: bytearray() for t in self.tracks}  # 1 where a sample has arrived, 0 in a hole
+        self._end = dict.fromkeys(self.tracks, 0)  # absolute sample where each track's last frame ended
         self.released = 0  # samples released on every track
         self._skew = int(round(max_skew_s * sr))
         self._snap = int(round(snap_s * sr))
         self._max_gap = int(round(max_gap_s * sr))
         self.late_samples = 0
-        self.gap_samples = 0  # silence inserted where timestamps skipped ahead
+        self.gap_samples = 0  # silence released where audio never came
 
     def add(self, track: str, timestamp_ms: int | None, payload: bytes) -> None:
         """Place one frame of ``track`` at ``timestamp_ms`` (None: right after the track's last frame).
@@ -94,38 +97,49 @@ class TrackAssembler:
             data, pos = data[late:], self.released
             if not len(data):
                 return
-        buf = self._buf[track]
-        a = pos - self.released
-        if a > len(buf):
-            self.gap_samples += a - len(buf)
-            buf.extend(bytes([self._silence]) * (a - len(buf)))
-        buf[a : a + len(data)] = data
-        self._end[track] = max(end, pos + len(data))
+        buf, have = self._buf[track], self._have[track]
+        a, b = pos - self.released, pos - self.released + len(data)
+        if b > len(buf):
+            have.extend(bytes(b - len(buf)))
+            buf.extend(self._silence * (b - len(buf)))
+        buf[a:b] = data
+        have[a:b] = b"\x01" * len(data)
+        self._end[track] = pos + len(data)
+
+    def _ready(self, final: bool) -> int:
+        furthest = self.released + max(len(b) for b in self._buf.values())
+        if final:
+            return furthest
+        ready = furthest
+        for t in self.tracks:
+            hole = self._have[t].find(0)
+            complete = self.released + (len(self._have[t]) if hole < 0 else hole)
+            ready = min(ready, max(complete, furthest - self._skew))
+        return ready
 
     def release(self, *, final: bool = False) -> np.ndarray | None:
         """The audio now complete on every track [shape=(tracks, n)], float32; None if there is none.
 
-        ``final``: the stream ended, release everything (shorter tracks padded with silence).
+        ``final``: the stream ended, release everything (holes and shorter tracks as silence).
         """
-        ends = list(self._end.values())
-        ready = max(ends) if final else max(min(ends), max(ends) - self._skew)
-        n = ready - self.released
+        n = self._ready(final) - self.released
         if n <= 0:
             return None
         rows = []
         for t in self.tracks:
-            buf = self._buf[t]
+            buf, have = self._buf[t], self._have[t]
             if len(buf) < n:
-                buf.extend(bytes([self._silence]) * (n - len(buf)))
+                have.extend(bytes(n - len(buf)))
+                buf.extend(self._silence * (n - len(buf)))
+            self.gap_samples += n - sum(have[:n]) if have.find(0, 0, n) >= 0 else 0
             rows.append(bytes(buf[:n]))
-            del buf[:n]
-            self._end[t] = max(self._end[t], ready)
-        self.released = ready
+            del buf[:n], have[:n]
+        self.released += n
         return np.concatenate([decode(r, encoding=self.encoding) for r in rows], axis=0)
 
     @property
     def buffered_samples(self) -> int:
-        """Samples held back, waiting for the other tracks (the most on any track)."""
+        """Samples held back, waiting for a hole to fill or for the other tracks (the most on any track)."""
         return max((len(b) for b in self._buf.values()), default=0)
 
 

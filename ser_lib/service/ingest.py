@@ -69,6 +69,8 @@ class _Ingest:
                 except ProtocolError as exc:
                     await self.error(exc.code, str(exc), exc.close)
                 if self.session is not None and self.session.failed and not self.closed:
+                    if self.session.failure_event is not None:
+                        await self.send(self.session.failure_event)
                     await self.close(CLOSE_INTERNAL, "the analysis of this call failed")
         except Exception:  # noqa: BLE001 - log it, close this call, keep the service and the other calls
             logger.exception("%s connection for call %s failed", self.source, self.call_id)

@@ -138,6 +138,7 @@ class CallSession:
         self.status = "active"
         self.error: str | None = None
         self.failed = False
+        self.failure_event: dict | None = None
         self.alerts = AlertTracker(s.alerts, id_prefix=call_id)
         self._seq = itertools.count(1)
         self._loop, self._pool, self._metrics = registry.loop, registry.pool, registry.metrics
@@ -292,18 +293,17 @@ class CallSession:
         except Exception as exc:  # noqa: BLE001 - one call's failure must not touch the others
             logger.exception("call %s: the analysis failed", self.call_id)
             self.failed, self.error = True, f"{type(exc).__name__}: {exc}"
-            events.append(
-                event(
-                    "error",
-                    self.call_id,
-                    self.next_seq(),
-                    self.position_s,
-                    code="analysis_failed",
-                    message=f"the analysis of this call failed ({self.error}); the call is closed with what was analysed",
-                    fatal=True,
-                    close_code=CLOSE_INTERNAL,
-                )
+            self.failure_event = event(
+                "error",
+                self.call_id,
+                self.next_seq(),
+                self.position_s,
+                code="analysis_failed",
+                message=f"the analysis of this call failed ({self.error}); the call is closed with what was analysed",
+                fatal=True,
+                close_code=CLOSE_INTERNAL,
             )
+            events.append(self.failure_event)
             if self.final_record is None:
                 events += self._finalise("ended_abruptly", broken=True)
             final = True

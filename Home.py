@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ser_lib.app import ui as ui
+from ser_lib.app.evaluation_view import METRIC_HELP, evaluation_source, score
 from ser_lib.app.model_view import summarise_bundle
 from ser_lib.corpora import emotion_counts
 
@@ -39,17 +40,16 @@ with right, ui.guard("Reading the model card"):
         summary = summarise_bundle(model)
         st.markdown(f"**{summary.description}**")
         m = summary.metrics
+        source = evaluation_source(model)
         if m:
             a, b, c = st.columns(3)
-            a.metric("WA", f"{m['WA']:.2f}", help="Weighted accuracy: share of held-out clips judged right.")
-            b.metric("UA", f"{m['UA']:.2f}", help="Unweighted accuracy: mean recall over emotions.")
-            c.metric("macro-F1", f"{m['macro_f1']:.2f}")
-            st.caption(
-                f"Held-out {summary.protocol or ''} evaluation on {m.get('n', '?')} clips; "
-                "speaker-independent means no test speaker was heard in training."
-            )
+            a.metric("WA", score(m["WA"]), help=METRIC_HELP["WA"])
+            b.metric("UA", score(m["UA"]), help=METRIC_HELP["UA"])
+            c.metric("macro-F1", score(m["macro_f1"]), help=METRIC_HELP["macro-F1"])
+            n = f"{m['n']:,} clips" if isinstance(m.get("n"), int) else "held-out clips"
+            st.caption(f"On {n}: {source.label}. Speaker-independent means no test speaker was heard in training.")
         else:
-            st.caption("This model's card holds no held-out metrics.")
+            st.caption(f"This model's card holds no held-out figures ({source.label}).")
         st.markdown(
             f"- type: `{summary.model_type}`\n- emotions: {', '.join(summary.labels)}\n"
             f"- trained on: {', '.join(summary.corpora) or 'unknown'}\n- created: {summary.created}"

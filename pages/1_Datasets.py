@@ -92,4 +92,4 @@ else:
                 "Features", list(sources), format_func=sources.get, default="notebook", key="datasets_features", required=True
             )
             x, kind = ui.clip_features(row["path"], model.path if source == "model" else None)
-            st.plotly_chart(plots.feature_values(dv.feature_frame(x, kind=kind)), key="datasets_feature_plot")
+            st.plotly_chart(plots.feature_values(dv.feature_frame(x, kind=kind), kind=kind), key="datasets_feature_plot")

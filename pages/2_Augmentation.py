@@ -5,7 +5,7 @@ import streamlit as st
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
-from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES
+from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, named_source
 from ser_lib.audio import load_audio, to_wav_bytes
 from ser_lib.augment import AUGMENTATIONS
 from ser_lib.config import EMOTIONS, MAX_CLIP_SECONDS, SAMPLE_RATE
@@ -58,7 +58,8 @@ with ui.guard("Reading the clip"):
                 ui.explain_missing_corpora(folder, scan.error)
         upload = st.file_uploader("Audio clip", type=list(UPLOAD_TYPES), key="augment_upload", max_upload_size=MAX_UPLOAD_MB)
         if upload is not None:
-            y = load_audio(upload, sr=SAMPLE_RATE, max_seconds=MAX_CLIP_SECONDS)  # an UploadedFile is a named BytesIO
+            # through named_source: libsndfile's messages would otherwise show the UploadedFile's repr
+            y = load_audio(named_source(upload.getvalue(), upload.name), sr=SAMPLE_RATE, max_seconds=MAX_CLIP_SECONDS)
 
 c1, c2, c3 = st.columns([2, 3, 1])
 name = c1.selectbox("Augmentation", AUGMENTATIONS, format_func=LABELS.get, key="augment_name")
@@ -71,7 +72,8 @@ if y is None:
 
 with ui.guard("Applying the augmentation"):
     preview = dv.augmentation_preview(y, sr=SAMPLE_RATE, name=name, strength=strength, seed=seed)
-    st.caption(f"`{preview.description}`")
+    peak = dv.shared_peak(preview.before, preview.after)  # one amplitude scale for both waveforms
+    st.caption(f"`{preview.description}` · both waveforms share one amplitude scale (peak {peak:.2f}).")
     before, after = st.columns(2, gap="large")
     for col, title, signal, color, key in (
         (before, "Before", preview.before, "#4C78A8", "augment_before"),
@@ -80,5 +82,5 @@ with ui.guard("Applying the augmentation"):
         with col:
             st.markdown(f"**{title}** · {len(signal) / SAMPLE_RATE:.2f} s")
             st.audio(to_wav_bytes(signal, sr=SAMPLE_RATE), format="audio/wav")
-            st.plotly_chart(plots.waveform(dv.waveform_frame(signal, sr=SAMPLE_RATE), color=color), key=f"{key}_wave")
+            st.plotly_chart(plots.waveform(dv.waveform_frame(signal, sr=SAMPLE_RATE), color=color, peak=peak), key=f"{key}_wave")
             st.plotly_chart(plots.spectrogram(dv.spectrogram_frame(signal, sr=SAMPLE_RATE)), key=f"{key}_spec")

@@ -4,8 +4,9 @@ import streamlit as st
 
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
+from ser_lib.app.evaluation_view import eta_text, percent_table
 from ser_lib.app.jobs import keep_partial, training_job
-from ser_lib.app.model_view import bundle_folder_for, models_dir
+from ser_lib.app.model_view import bundle_folder_for, models_dir, split_preview
 from ser_lib.config import MODEL_TYPES
 from ser_lib.training import TrainConfig
 
@@ -32,14 +33,24 @@ if not scan.ok:
 job = st.session_state.get(JOB_KEY)
 running = job is not None and not job.snapshot().finished
 
+found = sorted(scan.manifest["corpus"].unique())
+# corpora and split sit outside the form so the page can say what the split holds out before training starts
+c1, c2 = st.columns([3, 2])
+corpora = c1.multiselect("Corpora", found, default=found, key="training_corpora")
+split = c2.radio("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="training_split")
+with ui.guard("Checking the split"):
+    preview = split_preview(scan.manifest, split=split, corpora=corpora)
+    if not preview.held_out:
+        st.warning(preview.warning, icon=":material/warning:")
+    else:
+        st.caption(preview.text)
+        if preview.warning:
+            st.warning(preview.warning, icon=":material/warning:")
+
 with st.form("training_form", border=True):
-    found = sorted(scan.manifest["corpus"].unique())
-    corpora = st.multiselect("Corpora", found, default=found, key="training_corpora")
-    c1, c2 = st.columns(2)
-    model_type = c1.selectbox(
+    model_type = st.selectbox(
         "Model", MODEL_TYPES, format_func=MODEL_LABELS.get, key="training_model", index=MODEL_TYPES.index("notebook_cnn1d")
     )
-    split = c2.radio("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="training_split")
     c1, c2, c3 = st.columns(3)
     epochs = c1.number_input("Epochs", 1, 500, 30, key="training_epochs")
     batch_size = c2.selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="training_batch")
@@ -80,8 +91,14 @@ if job is None:
 @st.fragment(run_every=1.0 if running else None)
 def progress_panel() -> None:
     snap = job.snapshot()
-    st.progress(snap.fraction, text=f"{snap.message} · {snap.elapsed:.0f} s")
+    eta = eta_text(snap.eta_s)
+    st.progress(snap.fraction, text=f"{snap.message} · {snap.elapsed:.0f} s" + (f" · {eta}" if eta else ""))
     if not snap.finished:
+        if snap.stage == "starting":
+            st.caption(
+                "Training runs in its own process, which first loads TensorFlow (and, for the Whisper model, the encoder): "
+                "the bar starts moving after about 20 s, when the first file is featurised."
+            )
         if st.button("Cancel", key="training_cancel", icon=":material/stop:"):
             job.cancel()
             st.toast("Stopping after the current batch…")
@@ -113,12 +130,20 @@ elif result.stopped:
             path = keep_partial(result, bundle_folder_for(name, overwrite=overwrite), overwrite=overwrite)
             st.success(f"Saved to `{path}`.", icon=":material/check_circle:")
 
+if result.evaluation is None and not result.stopped:
+    st.warning(
+        "This model has no held-out evaluation: its split left no file for testing, and its card says so. "
+        "Nobody can tell from it how the model does on voices it has not heard.",
+        icon=":material/warning:",
+    )
 if result.evaluation is not None:
     st.subheader("Held-out evaluation")
     left, right = st.columns(2)
-    score = st.column_config.NumberColumn(format="%.3f")
+    score = st.column_config.NumberColumn(format="%.1f%%")
     left.dataframe(
-        result.evaluation.summary_table(), key="training_summary", column_config={m: score for m in ("WA", "UA", "macro_f1")}
+        percent_table(result.evaluation.summary_table()),
+        key="training_summary",
+        column_config={m: score for m in ("WA", "UA", "macro_f1")},
     )
     left.caption(f"Split: {result.split}; {len(result.test_speakers)} test speaker(s) never heard in training.")
     right.plotly_chart(

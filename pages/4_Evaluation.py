@@ -1,7 +1,8 @@
-"""Evaluation: one model's held-out results, or two side by side, and the benchmark table."""
+"""Evaluation: one model's held-out results in plain words and in detail, or two side by side, and the benchmark table."""
 
 import streamlit as st
 
+from ser_lib.app import evaluation_view as ev
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
 from ser_lib.app.jobs import evaluation_job
@@ -20,14 +21,15 @@ from ser_lib.bundle import Prediction
 from ser_lib.config import EMOTIONS
 
 JOBS_KEY = "evaluation_jobs"
-SCORE = st.column_config.NumberColumn(format="%.3f")
+PERCENT = st.column_config.NumberColumn(format="%.1f%%")
+SAVED, FRESH = "saved with the model", "evaluated now on the data folder"
 
 ui.page_setup("Evaluation", ":material/analytics:")
 folder = ui.data_folder_sidebar()
 st.title("Evaluation")
 st.caption(
-    "WA is plain accuracy; UA is the mean recall over emotions (each emotion counts the same); "
-    "macro-F1 averages F1 over emotions. Saved results come from speakers held out of training."
+    "How often a model names the right emotion, measured on speakers it did not hear in training. "
+    "Hover over WA, UA and macro-F1 for what each one means."
 )
 
 bundles = find_bundles()
@@ -39,13 +41,21 @@ def benchmark_section() -> None:
         table = load_benchmarks()
         if table is None:
             return
+        table = ev.benchmark_with_bundle_names(table, [b.name for b in bundles])
         st.subheader("Model comparison (benchmarks/results.json)")
+        st.caption(
+            "Each model trained on the same speakers and tested on the same 22 held-out speakers; 'telephone' passes the "
+            "test clips through an 8 kHz mu-law telephone channel. Models are named by the bundle each run saved."
+        )
         metric = st.segmented_control(
             "Metric", ["UA", "WA", "macro_f1"], default="UA", key="evaluation_bench_metric", required=True
         )
         st.plotly_chart(plots.model_comparison(table, metric=metric), key="evaluation_bench_chart")
         st.dataframe(
-            table, hide_index=True, key="evaluation_bench_table", column_config={m: SCORE for m in ("WA", "UA", "macro_f1")}
+            ev.percent_table(table),
+            hide_index=True,
+            key="evaluation_bench_table",
+            column_config={m: PERCENT for m in ("WA", "UA", "macro_f1")},
         )
 
 
@@ -71,36 +81,49 @@ if not chosen:
 scan = ui.scan_corpora(folder, durations=False)
 manifest = scan.manifest if scan.ok else None
 
-# --- results: a fresh evaluation on the data folder if one ran, else the saved one -----------------
+# --- results: the saved evaluation, or a fresh one on the data folder (the user picks which) -------
 results, sources = {}, {}
 for path in chosen:
     info = by_path[path]
     job = jobs.get(path)
     snap = job.snapshot() if job is not None else None
     with ui.guard(f"Reading {info.name}'s results"):
-        if snap is not None and snap.state == "done" and snap.result is not None:
-            results[info.name], sources[info.name] = snap.result, "evaluated now on the data folder"
-        else:
-            saved = ui.saved_evaluation(path)
-            if saved is not None:
-                results[info.name], sources[info.name] = saved, "saved with the model (held-out speakers)"
+        saved = ui.saved_evaluation(path)
+        fresh = snap.result if snap is not None and snap.state == "done" else None
+        show = SAVED if saved is not None else FRESH
+        if fresh is not None and saved is not None:
+            show = st.segmented_control(
+                f"{info.name}: results to show",
+                [FRESH, SAVED],
+                default=FRESH,
+                key=f"evaluation_show_{info.name}",
+                required=True,
+                help="Go back to the figures saved with the model, or to the evaluation you just ran.",
+            )
+        if show == FRESH and fresh is not None:
+            results[info.name], sources[info.name] = fresh, ev.fresh_source(info, fresh.predictions)
+        elif saved is not None:
+            results[info.name], sources[info.name] = saved, ev.evaluation_source(info)
 
-with st.expander("Evaluate on the data folder", expanded=not results):
-    if manifest is None:
-        ui.explain_missing_corpora(folder, scan.error)
-    else:
-        st.caption(
-            "Scores every file of the chosen corpora. Files the model was trained on make the figures optimistic: "
-            "use a data folder of speakers it has not heard."
-        )
+
+def evaluate_section(expanded: bool) -> None:
+    with st.expander("Evaluate on the data folder", expanded=expanded):
+        if manifest is None:
+            ui.explain_missing_corpora(folder, scan.error)
+            return
         corpora = st.multiselect("Corpora", sorted(manifest["corpus"].unique()), key="evaluation_corpora")
+        subset = manifest[manifest["corpus"].isin(corpora)] if corpora else manifest
+        st.caption(
+            f"Scores every file of the chosen corpora ({len(subset):,} clips). It takes a while: about 3 s a clip with "
+            "the Whisper models on a laptop CPU, less with the others; the bar shows the time left once the first clips "
+            "are done. Files the model was trained on make the figures optimistic: the result says how many."
+        )
         for path in chosen:
             info = by_path[path]
             job = jobs.get(path)
             busy = job is not None and not job.snapshot().finished
             if st.button(f"Evaluate {info.name}", key=f"evaluation_run_{info.name}", disabled=busy):
                 with ui.guard("Starting the evaluation"):
-                    subset = manifest[manifest["corpus"].isin(corpora)] if corpora else manifest
                     jobs[path] = evaluation_job(ui.load_bundle(path), subset).start()
         running = [p for p, j in jobs.items() if p in chosen and not j.snapshot().finished]
 
@@ -111,8 +134,13 @@ with st.expander("Evaluate on the data folder", expanded=not results):
                     s = jobs[p].snapshot()
                     if s.state == "failed":
                         st.error(f"{by_path[p].name}: {s.error}", icon=":material/error:")
+                    elif s.state == "cancelled":
+                        st.info(f"{by_path[p].name}: evaluation {s.message}.", icon=":material/cancel:")
                     elif not s.finished:
-                        st.progress(s.fraction, text=f"{by_path[p].name}: {s.message}")
+                        eta = ev.eta_text(s.eta_s)
+                        st.progress(
+                            s.fraction, text=f"{by_path[p].name}: {s.message} · {s.elapsed:.0f} s" + (f" · {eta}" if eta else "")
+                        )
                         if st.button("Cancel", key=f"evaluation_cancel_{by_path[p].name}"):
                             jobs[p].cancel()
             if running and all(jobs[p].snapshot().finished for p in running):
@@ -120,7 +148,9 @@ with st.expander("Evaluate on the data folder", expanded=not results):
 
         evaluation_progress()
 
+
 if not results:
+    evaluate_section(expanded=True)
     for path in chosen:
         st.warning(
             f"{by_path[path].name} has no saved evaluation: evaluate it on a data folder above.", icon=":material/warning:"
@@ -128,15 +158,30 @@ if not results:
     benchmark_section()
     st.stop()
 
+reference = None
+with ui.guard("Finding the notebook's model"):
+    first = sources[next(iter(results))]
+    reference = ev.notebook_reference(bundles, first.test_speakers)
+
+
+def where_from(name: str, info) -> None:
+    """The figures' source in one line, the details and every run's speakers in an expander."""
+    source = sources[name]
+    st.markdown(f"**{name}** · figures: {source.label}")
+    if source.warning:
+        st.warning(source.warning, icon=":material/warning:")
+    with st.expander(f"Where {name}'s figures come from, and who it was trained and tested on"):
+        st.markdown(source.detail)
+        st.dataframe(ev.speaker_table(info), hide_index=True, key=f"evaluation_speakers_{name}")
+
 
 def headline(name: str, res) -> None:
     o = res.overall
-    st.markdown(f"**{name}** · {sources[name]}")
     a, b, c, d = st.columns(4)
-    a.metric("WA", f"{o['WA']:.3f}")
-    b.metric("UA", f"{o['UA']:.3f}")
-    c.metric("macro-F1", f"{o['macro_f1']:.3f}")
-    d.metric("clips", f"{o['n']:,}")
+    a.metric("WA", ev.score(o["WA"]), help=ev.METRIC_HELP["WA"])
+    b.metric("UA", ev.score(o["UA"]), help=ev.METRIC_HELP["UA"])
+    c.metric("macro-F1", ev.score(o["macro_f1"]), help=ev.METRIC_HELP["macro-F1"])
+    d.metric("clips", f"{int(o['n']):,}", help=ev.METRIC_HELP["clips"])
 
 
 def confusion(name: str, res, key: str) -> None:
@@ -154,32 +199,61 @@ def confusion(name: str, res, key: str) -> None:
 
 
 names = list(results)
+info_of = {by_path[p].name: by_path[p] for p in chosen}
 if len(names) == 1:
     name, res = names[0], results[names[0]]
-    summary = summarise_bundle(by_path[chosen[0]])
+    summary = summarise_bundle(info_of[name])
     st.subheader(summary.description)
+    with st.container(border=True, key="evaluation_plain"):
+        st.markdown("#### In plain words")
+        for line in ev.plain_summary(res, sources[name], name=name, reference=reference):
+            st.markdown(line)
+    where_from(name, info_of[name])
     headline(name, res)
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**Per corpus**")
-        st.dataframe(res.summary_table(), key="evaluation_summary", column_config={m: SCORE for m in ("WA", "UA", "macro_f1")})
+        st.dataframe(
+            ev.percent_table(res.summary_table()),
+            key="evaluation_summary",
+            column_config={m: PERCENT for m in ("WA", "UA", "macro_f1")},
+        )
         st.plotly_chart(plots.metrics_by_corpus(res.summary_table()), key="evaluation_by_corpus")
     with right:
         st.markdown("**Classification report**")
-        st.dataframe(class_report(res), key="evaluation_report", column_config={m: SCORE for m in ("precision", "recall", "f1")})
+        st.dataframe(
+            ev.percent_table(class_report(res)),
+            key="evaluation_report",
+            column_config={m: PERCENT for m in ("precision", "recall", "f1")},
+        )
         confusion(name, res, "evaluation_confusion")
 else:
     st.subheader("Side by side")
-    st.dataframe(comparison_table(results), key="evaluation_compare")
+    with st.container(border=True, key="evaluation_plain"):
+        st.markdown("#### In plain words")
+        for name in names:
+            st.markdown(ev.plain_summary(results[name], sources[name], name=name)[0])
+        a, b = names
+        diff = 100 * (results[b].overall["UA"] - results[a].overall["UA"])
+        st.markdown(
+            f"On UA, **{b}** is **{abs(diff):.1f} points {'better' if diff > 0 else 'worse'}** than **{a}**"
+            if abs(diff) >= 0.05
+            else f"On UA, **{a}** and **{b}** are level."
+        )
+    st.caption("Scores in %; Δ is the second model minus the first, in percentage points: green better, red worse.")
+    st.dataframe(ev.comparison_styler(comparison_table(results)), key="evaluation_compare")
     cols = st.columns(2, gap="large")
     for col, name in zip(cols, names, strict=True):
         with col:
+            where_from(name, info_of[name])
             headline(name, results[name])
             st.plotly_chart(
                 plots.metrics_by_corpus(results[name].summary_table(), title=f"{name}: per corpus"),
                 key=f"evaluation_by_corpus_{name}",
             )
             confusion(name, results[name], f"evaluation_confusion_{name}")
+
+evaluate_section(expanded=False)
 
 # --- per-file predictions ------------------------------------------------------------------------
 st.subheader("Per-file predictions")
@@ -231,7 +305,8 @@ else:
             with left:
                 clip = resolve_clip(row["path"], manifest)
                 st.markdown(
-                    f"**{row['file']}**: true **{row['emotion']}**, predicted **{row['predicted']}** ({row['confidence']:.2f})"
+                    f"**{row['file']}**: true **{row['emotion']}**, predicted **{row['predicted']}** "
+                    f"({ev.score(row['confidence'])} sure)"
                 )
                 if clip is None:
                     st.info("The file is not in the current data folder, so it cannot be played.", icon=":material/music_off:")

@@ -5,7 +5,7 @@ import streamlit as st
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
-from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, probabilities_frame, results_table
+from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, judged_table, probabilities_frame, results_table
 from ser_lib.audio import to_wav_bytes
 from ser_lib.config import MAX_CLIP_SECONDS
 
@@ -55,19 +55,24 @@ for r in results:
 
 good = [r for r in results if r.ok]
 if len(results) > 1:
-    table = results_table(results, bundle.labels)
-    st.dataframe(
-        table,
-        hide_index=True,
-        key="predict_table",
-        column_config={
-            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-            **{f"p_{e}": st.column_config.NumberColumn(format="%.2f") for e in bundle.labels},
-        },
+    st.caption(
+        f"{len(good)} of {len(results)} files judged"
+        + (f"; {len(results) - len(good)} could not be (the messages above say why)." if len(good) < len(results) else ".")
     )
+    if good:
+        st.dataframe(
+            judged_table(good, bundle.labels),
+            hide_index=True,
+            key="predict_table",
+            column_config={
+                "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+                "seconds": st.column_config.NumberColumn(format="%.1f"),
+                **{f"p_{e}": st.column_config.NumberColumn(format="%.2f") for e in bundle.labels},
+            },
+        )
     st.download_button(
-        "Download as CSV",
-        table.to_csv(index=False),
+        "Download every file as CSV (with an error column)",
+        results_table(results, bundle.labels).to_csv(index=False),
         file_name="predictions.csv",
         mime="text/csv",
         key="predict_csv",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -77,6 +78,28 @@ class Split:
     kind: str
     train_speakers: list[str] = field(default_factory=list)
     test_speakers: list[str] = field(default_factory=list)
+    #: Sentences for the user about what the split could not do (a corpus with one speaker, no test set).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def held_out(self) -> bool:
+        """Whether any file is left for testing."""
+        return len(self.test) > 0
+
+
+class NoTestSetWarning(UserWarning):
+    """A split leaves no file for testing: the model will have no held-out evaluation."""
+
+
+def no_test_set_message(split: str, notes: Sequence[str] = ()) -> str:
+    """What the Training page, the log and the card say when a split leaves nothing to test on."""
+    why = " ".join(notes)
+    split = {"speaker": "speaker-independent"}.get(split, split)
+    return (
+        f"The {split} split leaves no file for testing{': ' + why if why else '.'} The model will be trained on every "
+        "file and saved without a held-out evaluation, so nobody can tell how it does on new voices. Add a corpus "
+        "with two or more speakers (or more speakers of this one) to hold one out."
+    )
 
 
 def split_manifest(
@@ -110,11 +133,14 @@ def split_manifest(
     if split != "speaker":
         raise ParameterError(f"split={split!r} is not one of {list(SPLITS)}")
     train, val, test = [], [], []
+    notes = []
     for corpus, group in manifest.groupby("corpus", sort=True):
         speakers = np.array(sorted(group["speaker"].unique()))
         rows = group.index.to_numpy()
         if len(speakers) < 2:
-            logger.warning("%s has one speaker: all its files go to training (no held-out speaker)", corpus)
+            note = f"{corpus} has one speaker ({speakers[0]}), so all its files go to training and none is held out."
+            logger.warning(note)
+            notes.append(note)
             train.append(rows)
             continue
         n_test = max(1, int(round(test_size * len(speakers))))
@@ -132,7 +158,7 @@ def split_manifest(
         else:
             train.append(rest)
     cat = lambda parts: np.sort(np.concatenate(parts)) if parts else idx[:0]  # noqa: E731
-    s = Split(cat(train), cat(val), cat(test), "speaker")
+    s = Split(cat(train), cat(val), cat(test), "speaker", notes=notes)
     pos = {label: i for i, label in enumerate(manifest.index)}
     s.train, s.val, s.test = (np.array([pos[i] for i in part], dtype=int) for part in (s.train, s.val, s.test))
     s.train_speakers = sorted(manifest["speaker"].iloc[s.train].unique())
@@ -140,6 +166,10 @@ def split_manifest(
     overlap = set(s.train_speakers) & set(s.test_speakers)
     if overlap:  # cannot happen by construction; guard the protocol anyway
         raise ParameterError(f"Speakers on both sides of a speaker-independent split: {sorted(overlap)}")
+    if not s.held_out:
+        message = no_test_set_message("speaker", notes)
+        logger.warning(message)
+        warnings.warn(message, NoTestSetWarning, stacklevel=2)
     return s
 
 
@@ -404,6 +434,11 @@ def train(
             )
             metrics["telephone"] = {"overall": telephone.overall, "per_corpus": telephone.per_corpus}
         bundle.card["metrics"] = metrics
+    if not split.held_out:  # said on the card, not only in the log: the bundle has no figures on unseen voices
+        note = no_test_set_message(split.kind, split.notes) if split.kind != "none" else "Trained on every file (split none)."
+        bundle.card["training"]["held_out_evaluation"] = False
+        bundle.card["training"]["notes"] = [*split.notes, note]
+        bundle.card["metrics"] = {"protocol": split.kind, "held_out": False, "note": note}
     seconds = time.time() - t0
     bundle.card["training"]["seconds"] = round(seconds, 1)
     report(progress, "done", 1, 1, seconds=seconds)

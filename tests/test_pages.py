@@ -1,6 +1,9 @@
 """Every page with ``streamlit.testing.v1.AppTest``: with corpora and a model, without either,
 and the key interactions (filters, choosing a file, a one-epoch training run, picking bundles,
-predicting uploads, bad uploads).
+predicting uploads, bad uploads). The checks read what a person sees: the Evaluation page's
+source line against the bundle's card, the plain-words summary, the Training page's warning for a
+split that cannot hold a speaker out, messages that name files (never an object's repr), tables
+without empty cells.
 
 Pages are opened the way a user reaches them: ``Home.py`` is the entry point and the test
 switches to the page, so links between pages resolve as they do under ``streamlit run``.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -124,6 +128,20 @@ def frame(at: AppTest, has: str) -> pd.DataFrame:
     raise AssertionError(f"No table with a {has!r} column or row among {len(at.dataframe)}")
 
 
+INTERNALS = ("object at 0x", "UploadedFile(", "BytesIO")
+
+
+def shown_text(at: AppTest) -> str:
+    """Every message, caption and paragraph on the page."""
+    return "\n".join(texts(x) for x in (at.error, at.warning, at.info, at.success, at.caption, at.markdown))
+
+
+def assert_no_internals(at: AppTest) -> None:
+    text = shown_text(at)
+    for bad in INTERNALS:
+        assert bad not in text, text
+
+
 def no_trouble(at: AppTest) -> None:
     assert not at.exception, texts(at.exception)
     assert not at.error, texts(at.error)
@@ -175,7 +193,21 @@ def test_home_shows_counts_and_model(with_data, manifest):
     assert counts.loc["all", "total"] == len(manifest)
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"WA", "UA", "macro-F1"}
+    assert all(v.endswith("%") for v in metrics.values())  # the same way of writing a score on every page
+    assert all(m.help for m in at.metric)  # each says what it means
     assert "tiny" in texts(at.markdown)
+    assert "held-out speakers of its own training run" in texts(at.caption)
+
+
+def test_home_says_where_the_shipped_models_figures_come_from(monkeypatch, tmp_path):
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(ROOT / "models"))
+    monkeypatch.setenv("SER_MODEL", str(ROOT / "models" / "default"))
+    at = open_page("Home.py")
+    assert not at.exception
+    card = json.loads((ROOT / "models" / "default" / "card.json").read_text())
+    sibling = card["metrics"]["source"].removeprefix("held-out run ")
+    assert f"figures of {sibling} (same recipe, 22 held-out speakers), not of default itself" in texts(at.caption)
 
 
 def test_data_folder_is_remembered_across_pages(with_data, tmp_path):
@@ -257,6 +289,17 @@ def test_augmentation_rejects_a_bad_upload(with_data):
     at.file_uploader(key="augment_upload").upload("notes.wav", b"not audio at all", "audio/wav").run()
     assert not at.exception
     assert "Could not read notes.wav" in texts(at.error)
+    assert_no_internals(at)  # the message names the file as uploaded, not Streamlit's UploadedFile(...)
+
+
+def test_augmentation_waveforms_share_one_scale(with_data):
+    at = open_page("pages/2_Augmentation.py")
+    at.selectbox(key="augment_name").set_value("noise")
+    at.slider(key="augment_strength").set_value(1.0).run()
+    no_trouble(at)
+    waves = [json.loads(c.proto.spec)["layout"]["yaxis"]["range"] for c in at.get("plotly_chart")[::2]]
+    assert len(waves) == 2 and waves[0] == waves[1]
+    assert "share one amplitude scale" in texts(at.caption)
 
 
 # --- Training -------------------------------------------------------------------------------------
@@ -294,6 +337,57 @@ def test_training_one_epoch_saves_a_bundle(with_data):
     assert frame(at, "macro_f1").loc["overall", "n"] > 0  # the held-out summary is shown
 
 
+@pytest.fixture
+def one_speaker_each(monkeypatch, tmp_path, models_dir):
+    """A data folder where every corpus has one speaker: no split can hold a speaker out."""
+    from conftest import build_fake_corpus
+
+    data = build_fake_corpus(tmp_path / "one-speaker", speakers=1, per_emotion=1, extras=False)
+    monkeypatch.setenv("SER_DATA_DIR", str(data))
+    monkeypatch.setenv("SER_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("SER_MODEL", str(models_dir / "tiny"))
+    return data
+
+
+def test_training_says_what_the_split_holds_out(with_data):
+    at = open_page("pages/3_Training.py")
+    no_trouble(at)
+    assert not at.warning
+    held = texts(at.caption)
+    assert "Held out for testing: 4 speakers" in held and "never heard in training" in held
+    at.multiselect(key="training_corpora").set_value(["SAVEE"]).run()
+    assert "Held out for testing: 1 speaker, " in texts(at.caption)
+
+
+def test_a_split_that_cannot_hold_out_a_speaker_warns_before_training(one_speaker_each):
+    at = open_page("pages/3_Training.py")
+    assert not at.exception, texts(at.exception)
+    warning = texts(at.warning)
+    assert "leaves no file for testing" in warning and "without a held-out evaluation" in warning
+    assert "RAVDESS has one speaker (RAVDESS_01)" in warning
+
+
+@pytest.mark.slow
+def test_training_without_a_test_set_says_so_on_the_page_and_the_card(one_speaker_each, models_dir):
+    from ser_lib.bundle import ModelBundle
+
+    at = open_page("pages/3_Training.py")
+    at.multiselect(key="training_corpora").set_value(["SAVEE"]).run()
+    at.selectbox(key="training_model").set_value("notebook_cnn1d")
+    at.number_input(key="training_epochs").set_value(1)
+    at.toggle(key="training_augment").set_value(False)
+    at.text_input(key="training_name").set_value("no-test-set")
+    at.form_submit_button[0].click().run()
+    _wait(at, "training_job")
+    at.run()
+    no_trouble(at)
+    assert "no held-out evaluation" in texts(at.warning)
+    card = ModelBundle.load(models_dir / "no-test-set").card
+    assert card["training"]["held_out_evaluation"] is False
+    assert card["metrics"]["held_out"] is False and "leaves no file for testing" in card["metrics"]["note"]
+    shutil.rmtree(models_dir / "no-test-set")
+
+
 def test_training_refuses_to_overwrite_without_asking(with_data):
     at = open_page("pages/3_Training.py")
     at.text_input(key="training_name").set_value("tiny")  # exists
@@ -316,6 +410,8 @@ def test_training_cancel(with_data):
     no_trouble(at)
     assert "cancel" in texts(at.warning).lower()
     assert not (with_data[1] / "cancelled").exists()
+    (bar,) = at.get("progress")  # the bar stops where the run stopped: never "finished" at 100 %
+    assert bar.proto.text.startswith("cancelled") and "finished" not in bar.proto.text and bar.proto.value < 100
 
 
 # --- Evaluation -----------------------------------------------------------------------------------
@@ -326,7 +422,8 @@ def test_evaluation_one_bundle_and_filters(with_data, models_dir):
     at = open_page("pages/4_Evaluation.py")
     no_trouble(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["UA"] == f"{saved['overall']['UA']:.3f}"
+    assert metrics["UA"] == f"{100 * saved['overall']['UA']:.1f}%"
+    assert {m.label for m in at.metric if m.help} == {"WA", "UA", "macro-F1", "clips"}  # a tooltip on each
     report = frame(at, "macro avg")
     assert {"macro avg", "weighted avg"} <= set(report.index)
     n = len(saved["predictions"])
@@ -340,6 +437,47 @@ def test_evaluation_one_bundle_and_filters(with_data, models_dir):
     no_trouble(at)
     low = sum(p["emotion"] != p["predicted"] and p["corpus"] == "TESS" and p["confidence"] <= 0.3 for p in saved["predictions"])
     assert f"{low} of {n} files" in texts(at.caption)
+
+
+def test_evaluation_opens_with_a_summary_in_plain_words(with_data, models_dir):
+    saved = json.loads((models_dir / "tiny" / "evaluation.json").read_text())
+    at = open_page("pages/4_Evaluation.py")
+    no_trouble(at)
+    paragraphs = [m.value for m in at.markdown]
+    first = paragraphs.index("#### In plain words")
+    summary = paragraphs[first + 1]
+    n = len(saved["predictions"])
+    assert f"names the right emotion in **{100 * saved['overall']['WA']:.1f}%** of {n:,} clips" in summary
+    assert "guessing among 8 emotions would get **12.5%**" in summary
+    assert paragraphs[first + 2].startswith("Per corpus (UA): CREMA-D **")
+    assert any(p.startswith("**tiny** · figures: held-out speakers of its own training run") for p in paragraphs)
+
+
+def test_evaluation_says_where_the_shipped_models_figures_come_from(monkeypatch, tmp_path):
+    """default was trained on every speaker: its figures are a sibling's held-out run, and the page says so."""
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(ROOT / "models"))
+    monkeypatch.setenv("SER_MODEL", str(ROOT / "models" / "default"))
+    card = json.loads((ROOT / "models" / "default" / "card.json").read_text())
+    sibling = card["metrics"]["source"].removeprefix("held-out run ")
+    run = card["training"]["held_out_run"]
+    at = open_page("pages/4_Evaluation.py")
+    assert not at.exception, texts(at.exception)
+    text = texts(at.markdown)
+    assert f"**default** · figures: figures of {sibling} (same recipe, {len(run['test_speakers'])} held-out speakers)" in text
+    assert "saved with the model (held-out speakers)" not in text  # the old, wrong label
+    assert f"was trained on {len(card['training']['train_speakers'])} speakers with no test set" in text
+    assert f"default heard all {len(run['test_speakers'])} of those speakers in training" in text
+    assert "**default's recipe** (measured on encoder-head-pitch-heldout" in text
+    assert "The notebook's model (notebook-cnn1d-heldout) gets" in text and "on the same speakers" in text
+    speakers = next(df.value for df in at.dataframe if "held out (test)" in df.value)
+    own = speakers[speakers["run"] == "default"].set_index("corpus")
+    theirs = speakers[speakers["run"].str.startswith(sibling)].set_index("corpus")
+    assert set(own["held out (test)"]) == {"none"}
+    assert theirs.loc["RAVDESS", "held out (test)"] == "4: " + ", ".join(
+        s.split("_")[1] for s in run["test_speakers"] if s.startswith("RAVDESS_")
+    )
+    assert theirs.loc["SAVEE", "trained on"] == "2: DC, JE"
 
 
 def test_evaluation_plays_the_chosen_clip(with_data):
@@ -358,6 +496,8 @@ def test_evaluation_compares_two_bundles(with_data, models_dir):
     table = frame(at, "Δ")
     assert {"tiny", "other", "Δ"} <= set(table.columns.get_level_values(0))
     assert len([m for m in at.metric if m.label == "UA"]) == 2
+    assert "Δ is the second model minus the first, in percentage points" in texts(at.caption)
+    assert any(m.value.startswith("On UA, **other** is **") for m in at.markdown)
 
 
 def test_evaluation_works_from_saved_results_without_corpora(monkeypatch, tmp_path, models_dir):
@@ -378,8 +518,14 @@ def test_evaluation_runs_on_the_data_folder(with_data, models_dir):
     job.join(240)
     at.run()
     no_trouble(at)
-    assert "evaluated now on the data folder" in texts(at.markdown)
+    assert "evaluated now on the data folder (2 speakers)" in texts(at.markdown)
     assert {m.label: m.value for m in at.metric}["clips"] == "28"
+    # and back to the figures saved with the model
+    at.segmented_control(key="evaluation_show_tiny").set_value("saved with the model").run()
+    no_trouble(at)
+    saved = json.loads((models_dir / "tiny" / "evaluation.json").read_text())
+    assert {m.label: m.value for m in at.metric}["clips"] == f"{len(saved['predictions']):,}"
+    assert "held-out speakers of its own training run" in texts(at.markdown)
 
 
 def test_evaluation_shows_benchmarks(with_data, monkeypatch, tmp_path):
@@ -423,11 +569,13 @@ def test_predict_several_files_give_a_table(with_data, clip, synth):
     at = open_page("pages/5_Predict.py")
     at.file_uploader(key="predict_uploads").set_value([("a.wav", clip, "audio/wav"), ("b.flac", other, "audio/flac")]).run()
     no_trouble(at)
-    table = frame(at, "error")
+    table = frame(at, "confidence")
     assert list(table["file"]) == ["a.wav", "b.flac"]
+    assert list(table.columns[:4]) == ["file", "emotion", "confidence", "seconds"]
     assert table["emotion"].isin(EMOTIONS).all()
     assert np.allclose(table[[f"p_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
     assert at.get("download_button")
+    assert "2 of 2 files judged." in texts(at.caption)
 
 
 @pytest.mark.parametrize(
@@ -446,8 +594,12 @@ def test_predict_bad_uploads_get_a_clear_error(with_data, clip, name, data, mess
     at.file_uploader(key="predict_uploads").set_value([(name, data, "audio/wav"), ("good.wav", clip, "audio/wav")]).run()
     assert not at.exception, texts(at.exception)
     assert message in texts(at.error), texts(at.error)
-    # the good clip is still judged
-    assert frame(at, "error").set_index("file").loc["good.wav", "emotion"] in EMOTIONS
+    assert_no_internals(at)
+    # the good clip is still judged; the table shows judged clips only, so no cell is empty ("None")
+    table = frame(at, "confidence")
+    assert list(table["file"]) == ["good.wav"] and table.iloc[0]["emotion"] in EMOTIONS
+    assert not table.isna().any().any()
+    assert "1 of 2 files judged; 1 could not be (the messages above say why)." in texts(at.caption)
 
 
 def test_predict_points_long_clips_to_the_call_timeline(with_data):

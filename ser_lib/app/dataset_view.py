@@ -271,6 +271,12 @@ def feature_frame(x: np.ndarray, *, kind: str) -> pd.DataFrame:
     return pd.DataFrame(x.T, index=pd.RangeIndex(x.shape[1], name="dimension"), columns=pd.RangeIndex(x.shape[0], name="frame"))
 
 
+def shared_peak(*signals: np.ndarray) -> float:
+    """The largest absolute sample over ``signals``: one amplitude scale for waveforms drawn side by side."""
+    peaks = [float(np.max(np.abs(np.asarray(y, dtype=np.float32)))) for y in signals if np.size(y)]
+    return max([*peaks, 1e-3])
+
+
 @dataclass
 class AugmentationPreview:
     """A clip before and after one augmentation, at one sample rate."""

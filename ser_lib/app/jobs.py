@@ -22,10 +22,11 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -40,6 +41,10 @@ ShouldStop = Callable[[], bool]
 
 #: Below this many files, training featurises in its own thread instead of a process pool.
 SMALL_SET: int = 400
+#: What the training bar says before its first event: the worker process imports TensorFlow and
+#: loads the encoder first, which takes about 20 s before any file is featurised.
+TRAINING_STARTS: str = "starting: loading TensorFlow and the encoder (about 20 s before the first file)"
+TRAINING_STARTS_NO_ENCODER: str = "starting: loading TensorFlow (about 15 s before the first file)"
 #: Job states, in the order they happen.
 STATES: tuple[str, ...] = ("pending", "running", "done", "cancelled", "failed")
 
@@ -61,6 +66,8 @@ class JobSnapshot:
     result: Any
     elapsed: float
     extra: dict = field(default_factory=dict)
+    #: Seconds left in the current counted stage (files or epochs), from its rate so far; None when unknown.
+    eta_s: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -76,13 +83,17 @@ class BackgroundJob:
     exception is logged with its traceback and reported as an unexpected failure.
     """
 
-    def __init__(self, target: Callable[[Report, ShouldStop], Any], *, name: str = "job"):
+    def __init__(self, target: Callable[[Report, ShouldStop], Any], *, name: str = "job", starting: str = "starting"):
         self._target = target
         self.name = name
+        #: What the bar says before the first event (training: loading TensorFlow and the encoder).
+        self.starting = starting
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._state = "pending"
         self._last: dict = {}
+        self._work: dict = {}  # the last event that measured work done (not the closing "done")
+        self._stage_clock: dict[tuple, tuple[float, float]] = {}  # (stage, desc) -> (time, done) when first seen
         self._epochs: list[dict] = []
         self._result: Any = None
         self._error: str | None = None
@@ -91,7 +102,7 @@ class BackgroundJob:
         self._thread: threading.Thread | None = None
 
     # --- control --------------------------------------------------------------------------
-    def start(self) -> "BackgroundJob":
+    def start(self) -> BackgroundJob:
         with self._lock:
             if self._state != "pending":
                 raise ParameterError(f"Job {self.name!r} was already started (state={self._state})")
@@ -119,7 +130,13 @@ class BackgroundJob:
         """Record a progress event (called from the job's thread)."""
         with self._lock:
             self._last = dict(event)
-            if event.get("stage") == "epoch":
+            stage = event.get("stage")
+            if stage != "done":
+                self._work = dict(event)
+            key = (stage, event.get("desc"))
+            if key not in self._stage_clock and "done" in event:
+                self._stage_clock[key] = (time.monotonic(), float(event.get("done") or 0))
+            if stage == "epoch":
                 self._epochs.append(dict(event))
 
     def set_extra(self, **values) -> None:
@@ -136,7 +153,8 @@ class BackgroundJob:
             result, state, error = None, "failed", str(exc)
         except Exception as exc:  # a bug, not the user's fault: keep the details in the log
             logger.error("%s failed:\n%s", self.name, traceback.format_exc())
-            result, state, error = None, "failed", f"Unexpected error ({type(exc).__name__}: {exc}); details are in the server log."
+            error = f"Unexpected error ({type(exc).__name__}: {exc}); details are in the server log."
+            result, state = None, "failed"
         with self._lock:
             self._result, self._state, self._error = result, state, error
             self._finished = time.monotonic()
@@ -144,16 +162,30 @@ class BackgroundJob:
     # --- reading -------------------------------------------------------------------------
     def snapshot(self) -> JobSnapshot:
         with self._lock:
-            last, epochs = dict(self._last), list(self._epochs)
+            last, work, epochs = dict(self._last), dict(self._work), list(self._epochs)
             state, result, error, extra = self._state, self._result, self._error, dict(self._extra)
-            end = self._finished or time.monotonic()
+            clock = dict(self._stage_clock)
+            now = time.monotonic()
+            end = self._finished or now
             elapsed = end - self._started if self._started else 0.0
         stage = last.get("stage", "starting")
-        fraction, message = _progress(last, stage)
+        fraction, message = _progress(last, stage, starting=self.starting)
+        eta = None
         if state == "done":
             fraction, message = 1.0, "finished"
+        elif state == "cancelled":
+            # the bar stays where the work stopped: a cancelled run never reads "finished" at 100 %
+            fraction, message = _progress(work, work.get("stage", "starting"), starting=self.starting)
+            message = f"cancelled ({message})" if work else "cancelled before it started"
+        elif state == "failed":
+            message = "failed"
+        elif (stage, last.get("desc")) in clock and stage != "done":
+            t0, done0 = clock[(stage, last.get("desc"))]
+            done, total = float(last.get("done") or 0), float(last.get("total") or 0)
+            if done > done0 and total > done:
+                eta = (now - t0) / (done - done0) * (total - done)
         frame = pd.DataFrame(epochs).drop(columns=["stage"], errors="ignore")
-        return JobSnapshot(state, stage, fraction, message, frame, error, result, elapsed, extra)
+        return JobSnapshot(state, stage, fraction, message, frame, error, result, elapsed, extra, eta)
 
 
 def progress_event(step: Progress) -> dict:
@@ -166,10 +198,11 @@ def progress_event(step: Progress) -> dict:
     return event
 
 
-def _progress(event: dict, stage: str) -> tuple[float, str]:
+def _progress(event: dict, stage: str, *, starting: str = "starting") -> tuple[float, str]:
     """Overall fraction done and a line of text for a progress bar.
 
     Featurising counts for the first 40 %, epochs for the next 55 %, evaluation for the rest.
+    Before the first event the bar says ``starting``.
     """
     if stage == "featurise":
         done, total = event.get("done", 0), max(event.get("total", 1), 1)
@@ -187,7 +220,7 @@ def _progress(event: dict, stage: str) -> tuple[float, str]:
         return done / total, f"evaluated {done}/{total} files"
     if stage == "done":
         return 1.0, "finished"
-    return 0.0, "starting"
+    return 0.0, starting
 
 
 # --- the two jobs the pages run --------------------------------------------------------------------
@@ -227,7 +260,14 @@ def _train_worker(manifest, config, save_to, overwrite, events, stop) -> None:
         elif save_to is not None:
             saved = str(save_bundle(result, save_to, overwrite=overwrite))
         outcome = TrainingOutcome(
-            result.evaluation, result.history, result.seconds, result.stopped, result.split.kind, list(result.split.test_speakers), saved, partial
+            result.evaluation,
+            result.history,
+            result.seconds,
+            result.stopped,
+            result.split.kind,
+            list(result.split.test_speakers),
+            saved,
+            partial,
         )
         events.put({"stage": "result", "outcome": outcome})
     except JobCancelled:
@@ -289,7 +329,8 @@ def training_job(manifest: pd.DataFrame, config, *, save_to: Path | None = None,
                 worker.terminate()
                 worker.join(timeout=5)
 
-    return BackgroundJob(target, name="training")
+    starting = TRAINING_STARTS if getattr(config, "model_type", "") == "encoder_head" else TRAINING_STARTS_NO_ENCODER
+    return BackgroundJob(target, name="training", starting=starting)
 
 
 def save_bundle(result, folder: Path, *, overwrite: bool = False) -> Path:
@@ -326,4 +367,4 @@ def evaluation_job(bundle, manifest: pd.DataFrame) -> BackgroundJob:
 
         return evaluate_bundle(bundle, manifest, progress=progress, meta={"data": "data folder"})
 
-    return BackgroundJob(target, name="evaluation")
+    return BackgroundJob(target, name="evaluation", starting="loading the model and reading the first clips")

@@ -294,13 +294,25 @@ class ClipResult:
         return self.prediction is not None
 
 
-class _NamedBytes(io.BytesIO):
-    """Bytes that print as their file name (libsndfile's messages show the object's repr)."""
+class NamedBytes(io.BytesIO):
+    """Uploaded bytes that carry the file's name and print as it.
+
+    libsndfile's error messages show the file object's repr; a plain ``BytesIO`` (or Streamlit's
+    ``UploadedFile``) would put ``<_io.BytesIO object at 0x...>`` or ``UploadedFile(...)`` in front
+    of the user. Every page hands uploads to the library through :func:`named_source`.
+    """
 
     name: str = "upload"
 
     def __repr__(self) -> str:
         return repr(self.name)
+
+
+def named_source(data: bytes, name: str) -> NamedBytes:
+    """``data`` as a file object named ``name`` (the name the user gave the file)."""
+    buf = NamedBytes(bytes(data))
+    buf.name = str(name or "upload")
+    return buf
 
 
 def predict_upload(
@@ -320,10 +332,9 @@ def predict_upload(
         return ClipResult(name, error=f"{name} is empty (0 bytes): record or export it again.")
     if len(data) > max_mb * 1024 * 1024:
         return ClipResult(name, error=f"{name} is {len(data) / 2**20:.1f} MB, over the {max_mb:.0f} MB limit for one clip.")
+
     def source() -> io.BytesIO:
-        buf = _NamedBytes(data)
-        buf.name = name  # error messages name the upload
-        return buf
+        return named_source(data, name)  # error messages name the upload
 
     try:
         info = audio_info(source())
@@ -345,20 +356,84 @@ def predict_upload(
 
 
 def results_table(results: list[ClipResult], labels: Iterable[str] = EMOTIONS) -> pd.DataFrame:
-    """One row per clip: file, seconds, emotion, confidence, ``p_<label>`` columns, error."""
+    """Every clip, for the CSV download: file, emotion, confidence, seconds, error, ``p_<label>``.
+
+    The error sits next to the file (not after eight probability columns); a clip that could not be
+    judged has an empty emotion and NaN figures.
+    """
     labels = list(labels)
     rows = []
     for r in results:
-        row = {"file": r.name, "seconds": round(r.seconds, 2), "emotion": None, "confidence": np.nan}
+        row = {"file": r.name, "emotion": "", "confidence": np.nan, "seconds": round(r.seconds, 2) if r.seconds else np.nan}
         if r.prediction is not None:
             row.update(emotion=r.prediction.emotion, confidence=r.prediction.confidence)
             row.update({f"p_{k}": r.prediction.probabilities.get(k, np.nan) for k in labels})
         row["error"] = r.error or ""
         rows.append(row)
-    return pd.DataFrame(rows, columns=["file", "seconds", "emotion", "confidence", *[f"p_{k}" for k in labels], "error"])
+    return pd.DataFrame(rows, columns=["file", "emotion", "confidence", "seconds", "error", *[f"p_{k}" for k in labels]])
+
+
+def judged_table(results: list[ClipResult], labels: Iterable[str] = EMOTIONS) -> pd.DataFrame:
+    """The clips that were judged, for display: file, emotion, confidence, seconds, ``p_<label>``.
+
+    No empty cells: the clips that could not be judged are left out here (the page shows each one's
+    message, and :func:`results_table` keeps them for the CSV).
+    """
+    table = results_table([r for r in results if r.ok], labels)
+    return table.drop(columns="error").reset_index(drop=True)
 
 
 def probabilities_frame(prediction: Prediction) -> pd.DataFrame:
     """A prediction's probabilities as rows (emotion, probability), most likely first."""
     df = pd.DataFrame({"emotion": list(prediction.probabilities), "probability": list(prediction.probabilities.values())})
     return df.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
+
+
+# --- the Training page's split, before training ----------------------------------------------------
+
+
+@dataclass
+class SplitPreview:
+    """What a split of the chosen data would hold out, said before training starts."""
+
+    held_out: bool
+    text: str
+    warning: str | None = None
+    notes: list[str] = field(default_factory=list)
+    validation: bool = True
+
+
+def split_preview(manifest: pd.DataFrame, *, split: str, corpora: Iterable[str] | None = None, **kwargs) -> SplitPreview:
+    """Run :func:`ser_lib.training.split_manifest` on the chosen corpora and say what it holds out.
+
+    ``warning`` is set when nothing is left for testing (the model would have no held-out
+    evaluation) or when some corpus cannot hold a speaker out; ``kwargs`` go to ``split_manifest``.
+    """
+    import warnings
+
+    from ..training import NoTestSetWarning, no_test_set_message, split_manifest
+
+    df = manifest[manifest["corpus"].isin(list(corpora))] if corpora else manifest
+    df = df.reset_index(drop=True)
+    if df.empty:
+        return SplitPreview(False, "No files in the chosen corpora.", "Choose at least one corpus.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoTestSetWarning)  # said below, in the page's own words
+        s = split_manifest(df, split=split, **kwargs)
+    test = df.iloc[s.test]
+    validation = len(s.val) > 0
+    if not s.held_out:
+        return SplitPreview(False, "Nothing is held out for testing.", no_test_set_message(split, s.notes), s.notes, validation)
+    per = ", ".join(f"{c} {n}" for c, n in test.groupby("corpus")["speaker"].nunique().items())
+    if split == "random":
+        text = f"Held out for testing: {len(test):,} clips chosen at random (their speakers are also in training)."
+    else:
+        n = test["speaker"].nunique()
+        text = f"Held out for testing: {n} speaker{'s' if n != 1 else ''}, {len(test):,} clips ({per}), never heard in training."
+    text += (
+        f" Validation (early stopping, the dashed curves): {len(s.val):,} clips."
+        if validation
+        else " No validation set: no corpus has three or more training speakers to spare, so there is no validation curve."
+    )
+    warning = " ".join(s.notes) + " Its figures will come from the other corpora only." if s.notes else None
+    return SplitPreview(True, text, warning, s.notes, validation)

@@ -152,8 +152,14 @@ def duration_histogram(hist: pd.DataFrame, *, title: str = "Clip durations") -> 
 # --- one clip -------------------------------------------------------------------------------------
 
 
-def waveform(frame: pd.DataFrame, *, title: str = "Waveform", color: str = "#4C78A8", height: int = 220) -> go.Figure:
-    """The min/max envelope from :func:`ser_lib.dataset_view.waveform_frame` as a filled band."""
+def waveform(
+    frame: pd.DataFrame, *, title: str = "Waveform", color: str = "#4C78A8", height: int = 220, peak: float | None = None
+) -> go.Figure:
+    """The min/max envelope from :func:`ser_lib.dataset_view.waveform_frame` as a filled band.
+
+    ``peak`` fixes the amplitude axis to ``[-peak, peak]`` (a little more), so two waveforms drawn
+    side by side (before and after an augmentation) share one scale; default: this clip's own peak.
+    """
     _need(frame, ("time", "min", "max"), "waveform")
     fig = _figure(title, legend=False, height=height, xaxis_title="seconds", yaxis_title="amplitude")
     fig.add_scatter(x=frame["time"], y=frame["max"], mode="lines", line=dict(width=0.8, color=color), hoverinfo="skip")
@@ -166,8 +172,9 @@ def waveform(frame: pd.DataFrame, *, title: str = "Waveform", color: str = "#4C7
         fillcolor=color,
         hovertemplate="%{x:.2f} s<extra></extra>",
     )
-    peak = float(np.nanmax(np.abs(frame[["min", "max"]].to_numpy()))) if len(frame) else 1.0
-    lim = max(peak, 1e-3) * 1.05
+    if peak is None:
+        peak = float(np.nanmax(np.abs(frame[["min", "max"]].to_numpy()))) if len(frame) else 1.0
+    lim = max(float(peak), 1e-3) * 1.05
     fig.update_yaxes(range=[-lim, lim], zeroline=True)
     return fig
 
@@ -180,7 +187,7 @@ def spectrogram(frame: pd.DataFrame, *, title: str = "Spectrogram (log frequency
     """
     if frame.empty:
         return _empty(title, "No audio")
-    fig = _figure(title, legend=False, height=height, xaxis_title="seconds", yaxis_title="Hz")
+    fig = _figure(title, legend=False, height=height, xaxis_title="seconds", yaxis_title="frequency")
     fig.add_heatmap(
         z=frame.to_numpy(),
         x=np.asarray(frame.columns, dtype=float),
@@ -191,39 +198,84 @@ def spectrogram(frame: pd.DataFrame, *, title: str = "Spectrogram (log frequency
         colorbar=dict(title="dB", thickness=10),
         hovertemplate="%{x:.2f} s, %{y:.0f} Hz: %{z:.0f} dB<extra></extra>",
     )
-    fig.update_yaxes(type="log")
+    lo, hi = float(frame.index.min()), float(frame.index.max())
+    ticks = [f for f in FREQUENCY_TICKS if lo <= f <= hi * 1.001]
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[frequency_label(f) for f in ticks], minor=dict(showgrid=False))
     return fig
 
 
-def feature_values(frame: pd.DataFrame, *, title: str = "What the model sees") -> go.Figure:
-    """The model's input for one clip.
+#: Where the spectrogram's log-frequency axis is labelled (Hz).
+FREQUENCY_TICKS: tuple[int, ...] = (50, 100, 200, 500, 1000, 2000, 4000, 8000, 16000, 24000)
+
+
+def frequency_label(hz: float) -> str:
+    """``500`` -> ``"500 Hz"``, ``2000`` -> ``"2 kHz"``: how frequency axes are labelled."""
+    return f"{hz / 1000:g} kHz" if hz >= 1000 else f"{hz:g} Hz"
+
+
+#: Chroma bins in the notebook's features, C first (librosa's order).
+PITCH_CLASSES: tuple[str, ...] = ("C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B")
+#: Axis titles of a feature matrix, by front end kind.
+MATRIX_AXES: dict[str, tuple[str, str]] = {
+    "encoder": ("encoder frame (20 ms each)", "encoder dimension"),
+    "logmel": ("frame", "mel band (low to high frequency)"),
+}
+
+
+def feature_values(frame: pd.DataFrame, *, title: str = "What the model sees", kind: str | None = None) -> go.Figure:
+    """The model's input for one clip, with every axis labelled.
 
     ``frame`` from :func:`ser_lib.dataset_view.feature_frame`: for the notebook's 162 features
-    (columns feature, group, index, value) one bar panel per group; for a matrix (log-mel or
-    encoder frames) a heatmap of dimension by frame.
+    (columns feature, group, index, value) one bar panel per group (zero-crossing rate, the twelve
+    chroma pitch classes and RMS energy; MFCC 1-20; 128 mel bands); for a matrix (log-mel or
+    encoder frames, ``kind`` ``"logmel"`` or ``"encoder"``) a heatmap of dimension by frame.
     """
     if {"feature", "group", "value"} <= set(frame.columns):
-        panels = [("zcr · rms · chroma", ["zcr", "rms", "chroma"]), ("MFCC", ["mfcc"]), ("mel (mean power)", ["mel"])]
-        fig = make_subplots(rows=3, cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.12)
+        panels = [
+            ("Zero-crossing rate, chroma (energy per pitch class), RMS energy", ["zcr", "chroma", "rms"], "value"),
+            ("MFCC (timbre): coefficients 1-20", ["mfcc"], "value"),
+            ("Mel spectrum: mean power per band, low to high frequency", ["mel"], "power"),
+        ]
+        fig = make_subplots(rows=3, cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.16)
         palette = {"zcr": "#72B7B2", "rms": "#E45756", "chroma": "#F58518", "mfcc": "#4C78A8", "mel": "#54A24B"}
-        for row, (_, groups) in enumerate(panels, start=1):
-            part = frame[frame["group"].isin(groups)]
+        order = {"zcr": 0, "chroma": 1, "rms": 2, "mfcc": 0, "mel": 0}
+        for row, (_, groups, unit) in enumerate(panels, start=1):
+            part = frame[frame["group"].isin(groups)].copy()
+            part["_o"] = part["group"].map(order)
+            part = part.sort_values(["_o", "index"], kind="stable")
+            if row == 1:
+                x = [
+                    PITCH_CLASSES[int(i) - 1] if g == "chroma" else {"zcr": "ZCR", "rms": "RMS"}[g]
+                    for g, i in zip(part["group"], part["index"], strict=True)
+                ]
+            else:
+                x = part["index"].astype(int).tolist()
             fig.add_bar(
-                x=part["feature"],
+                x=x,
                 y=part["value"],
                 marker_color=[palette.get(g, "#888") for g in part["group"]],
                 showlegend=False,
-                hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+                customdata=part[["feature"]].to_numpy(),
+                hovertemplate="%{customdata[0]}: %{y:.4g}<extra></extra>",
                 row=row,
                 col=1,
             )
-        fig.update_xaxes(showticklabels=False)
-        fig.update_layout(**_layout(title, legend=False, subplots=True, height=520))
+            fig.update_yaxes(title_text=unit, row=row, col=1)
+        fig.update_xaxes(type="category", tickangle=0, row=1, col=1)
+        fig.update_xaxes(title_text="coefficient", dtick=1, row=2, col=1)
+        fig.update_xaxes(title_text="mel band", dtick=16, tick0=1, row=3, col=1)
+        fig.update_layout(**_layout(title, legend=False, subplots=True, height=600))
         return fig
     if frame.empty:
         return _empty(title, "No features")
-    fig = _figure(title, legend=False, height=320, xaxis_title="frame", yaxis_title=frame.index.name or "dimension")
-    fig.add_heatmap(z=frame.to_numpy(), colorscale="Viridis", colorbar=dict(thickness=10))
+    x_title, y_title = MATRIX_AXES.get(kind or "", ("frame", frame.index.name or "dimension"))
+    fig = _figure(title, legend=False, height=320, xaxis_title=x_title, yaxis_title=y_title)
+    fig.add_heatmap(
+        z=frame.to_numpy(),
+        colorscale="Viridis",
+        colorbar=dict(thickness=10, title="value"),
+        hovertemplate=f"{x_title} %{{x}}, {y_title} %{{y}}: %{{z:.3g}}<extra></extra>",
+    )
     return fig
 
 
@@ -338,6 +390,18 @@ def training_curves(history: pd.DataFrame, *, title: str = "Training curves") ->
                     row=1,
                     col=col,
                 )
+    if not any(c.startswith("val_") for c in h.columns):
+        fig.add_annotation(
+            text="No validation curve: the split left no speaker for validation",
+            showarrow=False,
+            x=1.0,
+            xanchor="right",
+            y=1.0,
+            yanchor="bottom",
+            xref="paper",
+            yref="paper",
+            font=dict(size=12, color="#666666"),
+        )
     fig.update_xaxes(title_text="epoch", dtick=max(1, len(h) // 10))
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
     return fig
@@ -357,9 +421,9 @@ def metrics_by_corpus(summary: pd.DataFrame, *, title: str = "WA, UA and macro-F
             y=summary[metric].astype(float),
             name=METRIC_LABELS[metric],
             marker_color=palette[metric],
-            hovertemplate=f"%{{x}}: {METRIC_LABELS[metric]} %{{y:.3f}}<extra></extra>",
+            hovertemplate=f"%{{x}}: {METRIC_LABELS[metric]} %{{y:.1%}}<extra></extra>",
         )
-    fig.update_yaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
 
@@ -391,13 +455,14 @@ def model_comparison(results: pd.DataFrame, *, metric: str = "UA", title: str | 
                 marker_color=palette.get(condition, "#888"),
                 legendgroup=condition,
                 showlegend=condition not in seen,
-                hovertemplate=f"%{{x}} ({condition}, {corpus}): %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"%{{x}} ({condition}, {corpus}): %{{y:.1%}}<extra></extra>",
                 row=1,
                 col=c,
             )
             seen.add(condition)
-    fig.update_layout(**_layout(title, subplots=True, barmode="group", height=400))
-    fig.update_yaxes(range=[0, 1])
+    fig.update_layout(**_layout(title, subplots=True, barmode="group", height=440))
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(tickangle=-35)
     return fig
 
 

@@ -4,18 +4,21 @@ calls Streamlit.
 
 - :func:`timeline_figure`: one row of segments per party, coloured by emotion, above the
   sentiment line of each party, with the worst moments marked.
+- :func:`sentiment_series`: one party's sentiment as a line plotly can draw (every stretch of
+  speech at least two points), used by the figures below.
 - :func:`probabilities_figure`: the smoothed class probabilities of one party, stacked.
 - :func:`sentiment_figure`: sentiment per party over the call.
 - :func:`quarters_figure`: mean sentiment per quarter of the call and party, dominant emotion on top.
 - :func:`shares_figure`: share of judged time per emotion and party.
 
 Time axes show the call clock (``mm:ss``, or ``h:mm:ss`` for long calls): seconds are drawn as
-times after midnight of 1 January 1970, which plotly formats as a clock.
+times after midnight of 1 January 1970, which plotly formats as a clock. Titles sit at the top
+left and legends below the plot, so a legend that wraps on a narrow screen never covers the title.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,9 +29,27 @@ from ..calls import format_clock
 from ..config import EMOTIONS
 from .plots import EMOTION_COLORS
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 _EPOCH = pd.Timestamp("1970-01-01")
 _PARTY_COLORS = ("#4C78A8", "#E45756", "#54A24B", "#B279A2")
+#: The sentiment axis: a little room above +1 and below -1 for the worst-moment numbers.
+SENTIMENT_RANGE = (-1.15, 1.15)
+
+
+def _layout(title: str, *, height: int, legend: bool = True, **extra) -> dict:
+    """Title at the top left, the legend in one or more rows *below* the plot (under the time
+    axis), so that at any width (800 px included) a legend that wraps grows into its own margin
+    instead of over the title or the traces."""
+    layout = dict(
+        title=dict(
+            text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=10, l=4), font=dict(size=15)
+        ),
+        height=height,
+        margin=dict(l=10, r=10, t=44, b=10),
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top", traceorder="normal"),
+        showlegend=legend,
+    )
+    layout.update(extra)
+    return layout
 
 
 def _clock(seconds) -> pd.DatetimeIndex | pd.Timestamp:
@@ -45,7 +66,7 @@ def _time_axis(fig: go.Figure, duration_s: float, **kwargs) -> None:
 
 def _empty(title: str, message: str, height: int = 260) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, height=height, **_LAYOUT)
+    fig.update_layout(**_layout(title, height=height, legend=False))
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -60,7 +81,7 @@ def _labels_of(frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
 
 
 def _with_gaps(windows: pd.DataFrame, columns: Sequence[str], *, fill: float | None) -> pd.DataFrame:
-    """Window centres with a break (``fill`` values) between speech regions, for lines and areas."""
+    """Window centres with a break (``fill`` values) between speech regions, for stacked areas."""
     w = windows.sort_values("start_s")
     t = ((w["start_s"] + w["end_s"]) / 2).to_numpy(float)
     values = w[list(columns)].to_numpy(float)
@@ -76,7 +97,57 @@ def _with_gaps(windows: pd.DataFrame, columns: Sequence[str], *, fill: float | N
     return pd.DataFrame(np.array(rows_v).reshape(-1, len(columns)), columns=list(columns)).assign(t=rows_t)
 
 
-def _add_segments(fig: go.Figure, segments: pd.DataFrame, roles: Sequence[str], *, row: int | None = None, legend: bool = True) -> None:
+def sentiment_series(windows: pd.DataFrame) -> pd.DataFrame:
+    """One party's sentiment as a line: per stretch of speech (region), its first window's value
+    from the region's start, each window's value at its centre, and its last window's value to
+    the region's end; a row of NaN between regions, so the line breaks where the party is silent.
+
+    A region judged on one window (a turn of 1-4 s, the common case in a real call) is a flat
+    line over the time it covers instead of a single point, which plotly would not draw.
+
+    Parameters
+    ----------
+    windows : pd.DataFrame
+        One party's windows: ``region``, ``start_s``, ``end_s``, ``sentiment``.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``t`` (seconds), ``sentiment`` and ``region`` (NaN on the break rows), in time order.
+    """
+    rows: list[tuple[float, float, float]] = []
+    if windows is None or windows.empty:
+        return pd.DataFrame(rows, columns=["t", "sentiment", "region"])
+    w = windows.sort_values("start_s")
+    for n, (region, g) in enumerate(w.groupby("region", sort=False)):
+        if n:
+            rows.append((float(g["start_s"].iloc[0]), np.nan, np.nan))
+        values = g["sentiment"].to_numpy(float)
+        centres = ((g["start_s"] + g["end_s"]) / 2).to_numpy(float)
+        start, end = float(g["start_s"].min()), float(g["end_s"].max())
+        rows.append((start, values[0], float(region)))
+        rows += [(float(c), float(v), float(region)) for c, v in zip(centres, values, strict=True) if start < c < end]
+        rows.append((end, values[-1], float(region)))
+    return pd.DataFrame(rows, columns=["t", "sentiment", "region"])
+
+
+def _silences(series: pd.DataFrame) -> pd.DataFrame:
+    """The joins between one party's stretches of speech: the last point of each region to the
+    first of the next, NaN between joins (drawn faint and dotted: no speech there)."""
+    rows: list[tuple[float, float]] = []
+    s = series.dropna()
+    if s.empty:
+        return pd.DataFrame(rows, columns=["t", "sentiment"])
+    firsts = s.groupby("region", sort=False).head(1)
+    lasts = s.groupby("region", sort=False).tail(1)
+    for (_, a), (_, b) in zip(lasts.iloc[:-1].iterrows(), firsts.iloc[1:].iterrows(), strict=True):
+        rows += [(a["t"], a["sentiment"]), (b["t"], b["sentiment"]), (b["t"], np.nan)]
+    return pd.DataFrame(rows, columns=["t", "sentiment"])
+
+
+def _add_segments(
+    fig: go.Figure, segments: pd.DataFrame, roles: Sequence[str], *, row: int | None = None, legend: bool = True
+) -> None:
     """Horizontal bars, one per segment, on a row per party, one trace per emotion."""
     kw = dict(row=row, col=1) if row else {}
     for emotion in [e for e in EMOTIONS if e in set(segments["emotion"])] + sorted(set(segments["emotion"]) - set(EMOTIONS)):
@@ -111,6 +182,7 @@ def timeline_figure(
     duration_s: float,
     worst: Sequence[dict] | None = None,
     speech: pd.DataFrame | None = None,
+    now_s: float | None = None,
     title: str = "Emotion over the call",
     height: int | None = None,
 ) -> go.Figure:
@@ -121,15 +193,19 @@ def timeline_figure(
     segments : pd.DataFrame
         ``role``, ``start_s``, ``end_s``, ``emotion``, ``confidence``, ``sentiment``.
     windows : pd.DataFrame or None
-        ``role``, ``region``, ``start_s``, ``end_s``, ``sentiment`` (the sentiment line).
+        ``role``, ``region``, ``start_s``, ``end_s``, ``sentiment`` (the sentiment lines, see
+        :func:`sentiment_series`).
     roles : sequence of str
         Parties, top to bottom.
     duration_s : float
         Length of the call (the time axis).
     worst : list of dict or None
-        Worst moments (``peak_s``, ``role``, ``emotion``, ``sentiment``), marked on the sentiment line.
+        Worst moments (``peak_s``, ``role``, ``emotion``, ``sentiment``), marked and numbered on
+        the sentiment panel.
     speech : pd.DataFrame or None
         Speech regions; those without a segment (too short to judge) are drawn in grey.
+    now_s : float or None
+        During a live replay: where the replay is, drawn as a vertical line.
     """
     if segments is None or segments.empty:
         return _empty(title, "No speech to show: the call holds no speech the model could judge.")
@@ -160,18 +236,22 @@ def timeline_figure(
                 y=[m["sentiment"] for m in worst],
                 mode="markers+text",
                 text=[str(i + 1) for i in range(len(worst))],
-                textposition="bottom center",
+                textposition="top center",
+                cliponaxis=False,  # a number next to a marker near -1 is drawn whole, not cut at the axis
                 marker=dict(symbol="triangle-down", size=12, color="#D55E00"),
                 name="worst moments",
                 customdata=[[m["role"], m["emotion"], format_clock(m["peak_s"])] for m in worst],
-                hovertemplate="#%{text} %{customdata[0]} %{customdata[1]} at %{customdata[2]}<br>sentiment %{y:+.2f}<extra></extra>",
+                hovertemplate="#%{text} %{customdata[0]} %{customdata[1]} at %{customdata[2]}"
+                "<br>sentiment %{y:+.2f}<extra></extra>",
             ),
             row=2,
             col=1,
         )
     fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"), row=2, col=1)
-    fig.update_yaxes(range=[-1.05, 1.05], title_text="sentiment", row=2, col=1)
-    fig.update_layout(barmode="overlay", title=title, height=height or 260 + 60 * len(roles), bargap=0.35, **_LAYOUT)
+    if now_s is not None:
+        fig.add_vline(x=_clock(now_s), line=dict(color="#333333", width=1.5), row="all", col=1)
+    fig.update_yaxes(range=list(SENTIMENT_RANGE), title_text="sentiment", tickvals=[-1, -0.5, 0, 0.5, 1], row=2, col=1)
+    fig.update_layout(**_layout(title, height=height or 300 + 60 * len(roles), barmode="overlay", bargap=0.35))
     _time_axis(fig, duration_s)
     return fig
 
@@ -183,7 +263,7 @@ def probabilities_figure(
     duration_s: float,
     labels: Sequence[str] | None = None,
     title: str | None = None,
-    height: int = 280,
+    height: int = 300,
 ) -> go.Figure:
     """The smoothed probabilities of ``role``'s windows, stacked (silence shows as a gap)."""
     title = title or f"Emotion probabilities: {role}"
@@ -194,7 +274,7 @@ def probabilities_figure(
     cols = [f"p_{lab}" for lab in labels]
     g = _with_gaps(w, cols, fill=0.0)
     fig = go.Figure()
-    for lab, col in zip(labels, cols):
+    for lab, col in zip(labels, cols, strict=True):
         fig.add_trace(
             go.Scatter(
                 x=_clock(g["t"]),
@@ -206,7 +286,7 @@ def probabilities_figure(
                 hovertemplate=f"{lab} %{{y:.2f}}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, height=height, hovermode="x unified", **_LAYOUT)
+    fig.update_layout(**_layout(title, height=height, hovermode="x unified"))
     fig.update_yaxes(range=[0, 1], title_text="probability")
     _time_axis(fig, duration_s)
     return fig
@@ -218,7 +298,7 @@ def sentiment_figure(
     roles: Sequence[str],
     duration_s: float,
     title: str = "Sentiment over the call",
-    height: int = 280,
+    height: int = 300,
 ) -> go.Figure:
     """Each party's sentiment (smoothed windows) over the call, in [-1, 1]."""
     if windows is None or windows.empty:
@@ -227,14 +307,15 @@ def sentiment_figure(
     for trace in _sentiment_traces(windows, roles):
         fig.add_trace(trace)
     fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"))
-    fig.update_layout(title=title, height=height, **_LAYOUT)
-    fig.update_yaxes(range=[-1.05, 1.05], title_text="sentiment")
+    fig.update_layout(**_layout(title, height=height))
+    fig.update_yaxes(range=list(SENTIMENT_RANGE), title_text="sentiment", tickvals=[-1, -0.5, 0, 0.5, 1])
     _time_axis(fig, duration_s)
     return fig
 
 
 def _sentiment_traces(windows: pd.DataFrame | None, roles, *, suffix: str = "") -> list[go.Scatter]:
-    """One line per party: its smoothed windows' sentiment, broken where it did not speak."""
+    """Per party: its sentiment line (:func:`sentiment_series`), broken where it did not speak,
+    and a faint dotted trace joining the breaks (no legend entry of its own)."""
     traces = []
     if windows is None or windows.empty:
         return traces
@@ -242,22 +323,40 @@ def _sentiment_traces(windows: pd.DataFrame | None, roles, *, suffix: str = "") 
         w = windows[windows["role"] == role]
         if w.empty:
             continue
-        g = _with_gaps(w, ["sentiment"], fill=None)
+        color = _PARTY_COLORS[i % len(_PARTY_COLORS)]
+        series = sentiment_series(w)
         traces.append(
             go.Scatter(
-                x=_clock(g["t"]),
-                y=g["sentiment"],
+                x=_clock(series["t"]),
+                y=series["sentiment"],
                 mode="lines",
                 name=f"{role}{suffix}",
-                line=dict(color=_PARTY_COLORS[i % len(_PARTY_COLORS)], width=2),
+                legendgroup=role,
+                line=dict(color=color, width=2.5),
                 connectgaps=False,
-                hovertemplate=f"{role}: %{{y:+.2f}}<extra></extra>",
+                hovertemplate=f"{role}: %{{y:+.2f}} at %{{x|%M:%S}}<extra></extra>",
             )
         )
+        joins = _silences(series)
+        if len(joins):
+            traces.append(
+                go.Scatter(
+                    x=_clock(joins["t"]),
+                    y=joins["sentiment"],
+                    mode="lines",
+                    name=f"{role} (not speaking)",
+                    legendgroup=role,
+                    showlegend=False,
+                    line=dict(color=color, width=1, dash="dot"),
+                    opacity=0.45,
+                    connectgaps=False,
+                    hoverinfo="skip",
+                )
+            )
     return traces
 
 
-def quarters_figure(summary: dict, *, title: str = "Sentiment per quarter of the call", height: int = 300) -> go.Figure:
+def quarters_figure(summary: dict, *, title: str = "Sentiment per quarter of the call", height: int = 320) -> go.Figure:
     """Mean sentiment per quarter for each party (bars), the quarter's dominant emotion written on top."""
     parties = (summary or {}).get("parties") or {}
     if summary.get("no_speech") or not parties:
@@ -273,11 +372,12 @@ def quarters_figure(summary: dict, *, title: str = "Sentiment per quarter of the
                 marker_color=_PARTY_COLORS[i % len(_PARTY_COLORS)],
                 text=[x["dominant"] or "no speech" for x in q],
                 textposition="outside",
+                cliponaxis=False,
                 hovertemplate=f"{role} %{{x}}<br>mean sentiment %{{y:+.2f}}<br>mostly %{{text}}<extra></extra>",
             )
         )
     fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1))
-    fig.update_layout(title=title, barmode="group", height=height, **_LAYOUT)
+    fig.update_layout(**_layout(title, height=height, barmode="group"))
     fig.update_yaxes(range=[-1.15, 1.15], title_text="mean sentiment")
     return fig
 
@@ -303,7 +403,7 @@ def shares_figure(summary: dict, *, title: str = "Share of speaking time per emo
                 hovertemplate=f"{lab}: %{{x:.0%}}<extra></extra>",
             )
         )
-    fig.update_layout(title=title, barmode="stack", height=height or 140 + 45 * len(rows), **_LAYOUT)
+    fig.update_layout(**_layout(title, height=height or 200 + 45 * len(rows), barmode="stack"))
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(autorange="reversed")
     return fig

@@ -22,10 +22,12 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from ..audio import load_audio, to_wav_bytes
-from ..bundle import BundleInfo, ModelBundle
+from ..bundle import BundleInfo, ModelBundle, read_card
 from ..config import SAMPLE_RATE, data_dir
 from ..corpora import EXPECTED_LAYOUTS, SOURCES, find_corpora
 from ..errors import SERError
+from .call_view import ExampleCall
+from .call_view import example_call as build_example_call
 from .model_view import ClipResult, find_bundles, is_active, load_saved_evaluation, model_mtime, models_dir, predict_upload
 
 logger = logging.getLogger(__name__)
@@ -324,3 +326,48 @@ def saved_evaluation(bundle_path: str | os.PathLike):
     p = Path(bundle_path).expanduser().resolve()
     file = p / "evaluation.json"
     return _saved_evaluation(str(p), file.stat().st_mtime if file.is_file() else 0.0)
+
+
+def max_upload_mb() -> int:
+    """The server's upload limit per file (``server.maxUploadSize`` in ``.streamlit/config.toml``), in MB."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
+@st.cache_data(show_spinner="Building an example call from held-out clips…", max_entries=4, ttl=3600)
+def _example_call(folder: str, model_path: str, mtime: float, model_name: str) -> ExampleCall | None:
+    manifest, _, error = _scan(folder, False)
+    if error or manifest.empty:
+        return None
+    return build_example_call(manifest, read_card(model_path), model=model_name)
+
+
+def example_call(folder: str | os.PathLike, info: BundleInfo) -> ExampleCall | None:
+    """:func:`ser_lib.app.call_view.example_call` from the data folder's held-out clips (cached)."""
+    p = Path(info.path).expanduser().resolve()
+    card = p / "card.json"
+    mtime = card.stat().st_mtime if card.is_file() else 0.0
+    return _example_call(str(Path(folder).expanduser().resolve()), str(p), mtime, info.name)
+
+
+def sync_audio(container_key: str, *, rate: float, position_s: float | None = None) -> None:
+    """Keep the ``<audio>`` element inside ``st.container(key=container_key)`` in step with a replay:
+    play it at ``rate`` (the browser keeps the pitch), and move it to ``position_s`` when it has drifted
+    more than a second from it. Runs a few lines of JavaScript in the page (no iframe)."""
+    pos = "null" if position_s is None else f"{float(position_s):.2f}"
+    script = f"""<script>
+(function () {{
+  var rate = {float(rate):.3f}, pos = {pos}, n = 0;
+  var timer = setInterval(function () {{
+    var a = document.querySelector(".st-key-{container_key} audio");
+    n += 1;
+    if (!a) {{ if (n > 100) clearInterval(timer); return; }}
+    clearInterval(timer);
+    a.preservesPitch = true;
+    if (a.playbackRate !== rate) a.playbackRate = rate;
+    if (pos !== null && a.readyState > 0 && Math.abs(a.currentTime - pos) > 1.0) a.currentTime = pos;
+    a.dataset.replayRate = String(rate);
+    if (a.paused && !a.ended) a.play().catch(function () {{}});
+  }}, 100);
+}})();
+</script>"""
+    st.html(script, unsafe_allow_javascript=True)

@@ -3,8 +3,9 @@
 Both feed one :class:`~ser_lib.calls.engine.StreamingAnalyzer` from
 :func:`ser_lib.audio.iter_blocks`, so memory stays flat however long the call is:
 :func:`analyze_call` in 30 s blocks as fast as it goes, :func:`replay` in packets paced like a
-live call. :func:`check_complete` refuses a WAV file cut off before its header's end, and
-:func:`release_memory` gives the encoder's freed buffers back to the system between blocks.
+live call. The decoder refuses a truncated or over-long recording (the same checks as for a
+clip: :mod:`ser_lib.audio`), and :func:`release_memory` gives the encoder's freed buffers back
+to the system between blocks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import io
 import os
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AudioSource, audio_info, iter_blocks, source_name
+from ..audio import AudioSource, audio_info, iter_blocks
+from ..audio import check_complete as _check_complete
 from ..config import SAMPLE_RATE
-from ..errors import EmptyAudioError, ParameterError, UnreadableAudioError
+from ..errors import EmptyAudioError, ParameterError
 from ..progress import ProgressCallback, report
 from .engine import StreamingAnalyzer
 from .result import CallAnalysis, WindowResult
@@ -54,42 +55,26 @@ def release_memory() -> None:
         trim(0)
 
 
-def check_complete(source: AudioSource) -> None:
+def check_complete(source: AudioSource, *, name: str | None = None) -> None:
     """Raise :class:`UnreadableAudioError` if a WAV file's header promises more audio than it holds.
 
-    libsndfile silently plays a cut-off WAV up to where it stops; a call analysis should say the
-    recording is incomplete instead of reporting on part of it.
+    Kept for callers of the call API: :func:`ser_lib.audio.check_complete` does the work, and every
+    decoding entry point (:func:`~ser_lib.audio.audio_info`, :func:`~ser_lib.audio.load_audio`,
+    :func:`~ser_lib.audio.iter_blocks`) runs it, so clips and calls refuse the same files.
     """
-    name = source_name(source)
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as f:
-                head = f.read(1 << 16)
-                size = os.fstat(f.fileno()).st_size
-        except OSError:
-            return
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        head, size = bytes(source[: 1 << 16]), len(source)
-    else:
-        return
-    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-        return
-    order = "<" if head[:4] == b"RIFF" else ">"
-    pos = 12
-    while pos + 8 <= len(head):
-        cid = head[pos : pos + 4]
-        (csize,) = struct.unpack(order + "I", head[pos + 4 : pos + 8])
-        if cid == b"data":
-            if csize in (0, 0xFFFFFFFF):  # a recorder that never finalised the header: nothing to compare
-                return
-            have = size - (pos + 8)
-            if have < csize:
-                raise UnreadableAudioError(
-                    f"{name} is truncated: its header announces {csize:,} bytes of audio but the file holds only "
-                    f"{max(have, 0):,} ({100 * max(have, 0) / csize:.0f}%). Copy or export the recording again."
-                )
-            return
-        pos += 8 + csize + (csize & 1)
+    _check_complete(source, name=name)
+
+
+class _NamedBytes(io.BytesIO):
+    """A recording in memory that error messages name as the user named the file (libsndfile's
+    messages show a file object's repr: ``<_io.BytesIO object at 0x...>`` otherwise)."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return repr(self.name)
 
 
 def analyze_call(
@@ -172,27 +157,20 @@ def analyze_call(
     )
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = bytes(source)
-    info = audio_info(source)
+    info = audio_info(_NamedBytes(source, label) if isinstance(source, bytes) else source)
     if info.frames == 0:
         raise EmptyAudioError(f"{label} holds no audio (0 samples, {info.format} {info.subtype}): record or export it again.")
-    check_complete(source)
     analyzer = StreamingAnalyzer(
         bundle, sr=SAMPLE_RATE, channels=info.channels, roles=roles, settings=settings, name=label, **plan
     )
     total = info.duration
     if isinstance(source, bytes):
-        source = io.BytesIO(source)
+        source = _NamedBytes(source, label)
     for block in iter_blocks(source, sr=SAMPLE_RATE, block_seconds=block_seconds):
         analyzer.feed(block)
         release_memory()
         report(progress, "analyse", min(analyzer.position_s, total), total)
-    analyzer.finish()
-    expected = info.frames / info.sample_rate
-    if expected - analyzer.position_s > max(1.0, 0.01 * expected):
-        raise UnreadableAudioError(
-            f"{label} is truncated: its header announces {expected:.1f} s but only {analyzer.position_s:.1f} s could be "
-            "decoded. Copy or export the recording again."
-        )
+    analyzer.finish()  # iter_blocks has refused a recording whose data ends short of its header's length
     return analyzer.result(source=label)
 
 
@@ -221,6 +199,7 @@ def replay(
     settings: TimelineSettings | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    name: str | None = None,
     **kwargs,
 ) -> Iterator[ReplayUpdate]:
     """Play a recorded call into a :class:`StreamingAnalyzer` as if it were happening now.
@@ -232,6 +211,8 @@ def replay(
         1.0 is real time, 4.0 four times faster; ``None`` (or 0) as fast as the computer goes.
     packet_s : float
         Seconds of audio per packet (20-100 ms is what a phone switch sends).
+    name : str or None
+        Names the call in messages (default: the file name, or "the upload").
 
     Yields
     ------
@@ -251,15 +232,14 @@ def replay(
         raise ParameterError(f"packet_s={packet_s} must be between 0.005 and 5 s")
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = bytes(source)
-    info = audio_info(source)
+    label = name or (Path(source).name if isinstance(source, (str, os.PathLike)) else "the upload")
+    info = audio_info(_NamedBytes(source, label) if isinstance(source, bytes) else source)
     if info.frames == 0:
-        raise EmptyAudioError("The recording holds no audio (0 samples): record or export it again.")
-    check_complete(source)
-    label = Path(source).name if isinstance(source, (str, os.PathLike)) else "the upload"
+        raise EmptyAudioError(f"{label} holds no audio (0 samples): record or export it again.")
     analyzer = StreamingAnalyzer(
         bundle, sr=SAMPLE_RATE, channels=info.channels, roles=roles, settings=settings, name=label, **kwargs
     )
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    stream = _NamedBytes(source, label) if isinstance(source, bytes) else source
     t0 = clock()
     for block in iter_blocks(stream, sr=SAMPLE_RATE, block_seconds=packet_s):
         c0 = time.perf_counter()

@@ -1,0 +1,339 @@
+"""What the Home and Evaluation pages say about a model's figures, computed without Streamlit.
+
+- :func:`evaluation_source`: where a bundle's saved figures come from, in words: its own held-out
+  speakers, a random split, or (for a model trained on every speaker, like the shipped
+  ``default``) the held-out run of another bundle trained with the same recipe.
+- :func:`fresh_source`: the same for an evaluation just run on the data folder (how many of its
+  speakers the model heard in training).
+- :func:`speaker_table`: each bundle's training and test speakers, per corpus.
+- :func:`plain_summary`: the figures in sentences a manager can read: how often it is right on
+  voices it never heard, per corpus, against chance and against the notebook's model.
+- :func:`score`, :func:`percent_table`, :func:`comparison_styler`: one way of writing a score
+  (a percentage with one decimal) everywhere, and coloured differences between two models.
+- :func:`benchmark_with_bundle_names`: ``benchmarks/results.json`` with the bundles' names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..bundle import BundleInfo
+
+#: What each headline figure means, for tooltips.
+METRIC_HELP: dict[str, str] = {
+    "WA": "Weighted accuracy: the share of all test clips whose emotion the model named correctly. "
+    "Emotions with many clips count more.",
+    "UA": "Unweighted (balanced) accuracy: the share right for each emotion, averaged so that every emotion counts "
+    "the same. Guessing at random scores 1 / the number of emotions (12.5% with eight).",
+    "macro-F1": "For each emotion, F1 balances how often the model is right when it says that emotion (precision) "
+    "and how many clips of that emotion it finds (recall); macro-F1 averages it over the emotions. 100% is perfect.",
+    "clips": "Test clips the figures are computed on.",
+}
+#: The bundles ``benchmarks/bench_models.py`` saves, by the name a benchmark row gives its model.
+BENCHMARK_BUNDLES: dict[str, str] = {
+    "encoder_head": "encoder-head-heldout",
+    "encoder_head_pitch": "encoder-head-pitch-heldout",
+    "logmel_cnn": "logmel-cnn-heldout",
+    "notebook_cnn1d": "notebook-cnn1d-heldout",
+    "seed_cnn1d": "notebook-cnn1d-heldout",
+}
+#: Benchmark rows without a bundle (no saved model), in words.
+BENCHMARK_LABELS: dict[str, str] = {"linear_probe": "linear probe (no bundle)"}
+
+
+def score(value: float | None) -> str:
+    """A score in [0, 1] as the pages write it: a percentage with one decimal (``0.7161`` -> ``"71.6%"``)."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{100 * float(value):.1f}%"
+
+
+SCORE_COLUMNS: tuple[str, ...] = ("WA", "UA", "macro_f1", "precision", "recall", "f1")
+
+
+def percent_table(table: pd.DataFrame, columns: Iterable[str] = SCORE_COLUMNS) -> pd.DataFrame:
+    """``table`` with its score columns as percentages (one decimal), for display."""
+    out = table.copy()
+    for c in columns:
+        if c in out:
+            out[c] = (100 * out[c].astype(float)).round(1)
+    for c in ("n", "support"):
+        if c in out:
+            out[c] = out[c].astype(float).round().astype("Int64")
+    return out
+
+
+# --- where the figures come from -------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationSource:
+    """Where a set of figures comes from, said plainly.
+
+    ``label`` is one line shown beside the figures; ``detail`` a paragraph; ``own`` is False when
+    the figures were measured on another bundle; ``heard`` lists test speakers the bundle was
+    trained on (its figures on them are optimistic).
+    """
+
+    label: str
+    detail: str
+    own: bool = True
+    from_bundle: str | None = None
+    test_speakers: list[str] = field(default_factory=list)
+    heard: list[str] = field(default_factory=list)
+    warning: str | None = None
+
+
+def _speakers(training: dict, key: str) -> list[str]:
+    return [str(s) for s in (training.get(key) or [])]
+
+
+def _recipe_differences(own: dict, run: dict) -> list[str]:
+    """Settings in which a held-out run's training differs from the bundle's (split aside)."""
+    a, b = own.get("config") or {}, run.get("config") or {}
+    return [f"{k} {b[k]} there, {a[k]} here" for k in sorted(set(a) & set(b)) if k != "split" and a[k] != b[k]]
+
+
+def evaluation_source(info: BundleInfo) -> EvaluationSource:
+    """Where the figures saved with a bundle (``card.json`` metrics, ``evaluation.json``) come from."""
+    card = info.card or {}
+    training = card.get("training") or {}
+    metrics = card.get("metrics") or {}
+    name = info.name
+    train, test = _speakers(training, "train_speakers"), _speakers(training, "test_speakers")
+    split = training.get("split") or metrics.get("protocol")
+    run = training.get("held_out_run") or {}
+    source = str(metrics.get("source") or "")
+    if run or source.startswith("held-out run"):
+        sibling = source.removeprefix("held-out run").strip() or "another bundle"
+        run_train, run_test = _speakers(run, "train_speakers"), _speakers(run, "test_speakers")
+        heard = sorted(set(run_test) & set(train)) if train else run_test
+        n = (metrics.get("overall") or {}).get("n")
+        differences = _recipe_differences(training, run)
+        detail = (
+            f"**{name}** was trained on {len(train) or 'all the'} speakers"
+            + (" with no test set" if not test else "")
+            + f", so it cannot be measured on voices it never heard. The figures shown were measured on **{sibling}**, "
+            f"a bundle trained with the same recipe on {len(run_train)} speakers, on the {len(run_test)} speakers it held out"
+            + (f" ({n:,} clips)" if n else "")
+            + f". They describe how this recipe does on new voices, not {name} itself: {name} heard "
+            + (f"all {len(heard)} of those speakers in training." if len(heard) == len(run_test) else f"{len(heard)} of them.")
+        )
+        if differences:
+            detail += " Settings that differ: " + "; ".join(differences) + "."
+        return EvaluationSource(
+            label=f"figures of {sibling} (same recipe, {len(run_test)} held-out speakers), not of {name} itself",
+            detail=detail,
+            own=False,
+            from_bundle=sibling,
+            test_speakers=run_test,
+            heard=heard,
+        )
+    if split == "speaker" and (test or metrics.get("overall")):
+        if not test:  # figures on the card, but no speaker lists to show
+            return EvaluationSource(
+                label="held-out speakers of its own training run (the card does not list them)",
+                detail=f"**{name}**'s card holds speaker-independent figures but does not list its training and test speakers.",
+            )
+        return EvaluationSource(
+            label=f"held-out speakers of its own training run ({len(test)} speakers never heard in training)",
+            detail=f"**{name}** was trained on {len(train)} speakers and tested on {len(test)} others it never heard.",
+            test_speakers=test,
+        )
+    if split == "random":
+        return EvaluationSource(
+            label="random split over clips (the same speakers on both sides: optimistic)",
+            detail=f"**{name}** was tested on clips chosen at random, so its test speakers were also heard in training; "
+            "expect lower figures on new voices.",
+            test_speakers=test,
+            heard=test,
+            warning="Random split: every test speaker was also heard in training, so these figures are optimistic.",
+        )
+    return EvaluationSource(
+        label="no held-out evaluation",
+        detail=f"**{name}** was trained on every speaker it was given, with no test set: it has no figures on unseen voices.",
+        warning=f"{name} has no held-out evaluation: its training left no speaker out.",
+    )
+
+
+def fresh_source(info: BundleInfo, predictions: pd.DataFrame) -> EvaluationSource:
+    """Where the figures of an evaluation just run on the data folder come from: which of its
+    speakers the bundle heard in training (their clips make the figures optimistic)."""
+    training = (info.card or {}).get("training") or {}
+    train = set(_speakers(training, "train_speakers"))
+    speakers = sorted(predictions["speaker"].astype(str).unique()) if "speaker" in predictions else []
+    heard = [s for s in speakers if s in train]
+    label = f"evaluated now on the data folder ({len(speakers)} speakers)"
+    warning = None
+    if heard:
+        label += f"; {info.name} heard {len(heard)} of them in training"
+        warning = (
+            f"{info.name} was trained on {len(heard)} of the {len(speakers)} speakers in this evaluation "
+            f"({', '.join(heard[:6])}{', ...' if len(heard) > 6 else ''}): the figures are optimistic."
+        )
+    return EvaluationSource(label, label + ".", test_speakers=speakers, heard=heard, warning=warning)
+
+
+def _per_corpus(speakers: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for s in speakers:
+        corpus, _, who = s.rpartition("_")
+        out.setdefault(corpus or "?", []).append(who or s)
+    return out
+
+
+def speaker_table(info: BundleInfo) -> pd.DataFrame:
+    """Per corpus: the speakers a bundle was trained on and those held out for its test, and,
+    for a bundle whose figures come from a held-out run, the same for that run.
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``run``, ``corpus``, ``trained on``, ``held out (test)``; each cell is the number of
+        speakers then their ids (``"4: 11, 14, 15, 21"``).
+    """
+    card = info.card or {}
+    training = card.get("training") or {}
+    runs = [(info.name, training)]
+    if training.get("held_out_run"):
+        sibling = str((card.get("metrics") or {}).get("source") or "").removeprefix("held-out run").strip() or "held-out run"
+        runs.append((f"{sibling} (where the figures come from)", training["held_out_run"]))
+    rows = []
+    for run, t in runs:
+        train, test = _per_corpus(_speakers(t, "train_speakers")), _per_corpus(_speakers(t, "test_speakers"))
+        for corpus in sorted(set(train) | set(test) | set(t.get("corpora") or [])):
+            a, b = train.get(corpus, []), test.get(corpus, [])
+            rows.append(
+                {
+                    "run": run,
+                    "corpus": corpus,
+                    "trained on": f"{len(a)}: {', '.join(a)}" if a else "0",
+                    "held out (test)": f"{len(b)}: {', '.join(b)}" if b else "none",
+                }
+            )
+    return pd.DataFrame(rows, columns=["run", "corpus", "trained on", "held out (test)"])
+
+
+# --- in plain words --------------------------------------------------------------------------------
+
+
+@dataclass
+class Reference:
+    """A model to compare with in the summary (the notebook's), and its held-out UA."""
+
+    name: str
+    ua: float
+    same_speakers: bool
+
+
+def notebook_reference(bundles: Iterable[BundleInfo], test_speakers: Sequence[str]) -> Reference | None:
+    """The notebook's model among ``bundles`` (``notebook_cnn1d`` with speaker-independent figures)."""
+    for b in bundles:
+        card = b.card or {}
+        metrics = card.get("metrics") or {}
+        ua = (metrics.get("overall") or {}).get("UA")
+        if card.get("model_type") in ("notebook_cnn1d", "seed_cnn1d") and ua is not None and metrics.get("protocol") == "speaker":
+            theirs = set(_speakers(card.get("training") or {}, "test_speakers"))
+            return Reference(b.name, float(ua), bool(theirs) and theirs == set(test_speakers))
+    return None
+
+
+def plain_summary(result, source: EvaluationSource, *, name: str, reference: Reference | None = None) -> list[str]:
+    """The figures of ``result`` (an :class:`~ser_lib.evaluation.EvaluationResult`) in sentences.
+
+    How often the model is right on the test voices (WA), the same with every emotion counted
+    equally (UA) against guessing, per corpus, and against the notebook's model when known. The
+    subject is the recipe, not the bundle, when the figures come from another bundle.
+    """
+    o = result.overall
+    preds = result.predictions
+    labels = list(result.labels) if getattr(result, "labels", None) else []
+    n_emotions = len(labels) or 8
+    speakers = preds["speaker"].nunique() if "speaker" in preds and len(preds) else len(source.test_speakers)
+    if source.own and not source.heard:
+        who = f"**{name}**"
+        voices = f"{speakers} speakers it never heard" if speakers else "speakers it never heard"
+    elif not source.own:
+        who = f"**{name}'s recipe** (measured on {source.from_bundle}, trained without these speakers)"
+        voices = f"{speakers} speakers that run never heard"
+    else:
+        who = f"**{name}**"
+        voices = f"{speakers} speakers, {len(source.heard)} of them heard in training"
+    lines = [
+        f"{who} names the right emotion in **{score(o['WA'])}** of {int(o['n']):,} clips from {voices}. "
+        f"Counting every emotion the same (UA) it gets **{score(o['UA'])}** right, where guessing among "
+        f"{n_emotions} emotions would get **{score(1 / n_emotions)}**."
+    ]
+    per = result.per_corpus if isinstance(result.per_corpus, dict) else {}
+    if len(per) > 1:
+        parts = []
+        for corpus, m in sorted(per.items()):
+            k = preds.loc[preds["corpus"] == corpus, "emotion"].nunique() if "corpus" in preds and len(preds) else 0
+            parts.append(f"{corpus} **{score(m['UA'])}**" + (f" (chance {score(1 / k)})" if k else ""))
+        lines.append("Per corpus (UA): " + ", ".join(parts) + ".")
+    if reference is not None and reference.name != name:
+        diff = 100 * (float(o["UA"]) - reference.ua)
+        where = "on the same speakers" if reference.same_speakers else "on its own held-out speakers"
+        lines.append(
+            f"The notebook's model ({reference.name}) gets **{score(reference.ua)}** UA {where}: "
+            f"{abs(diff):.1f} points {'lower' if diff >= 0 else 'higher'}."
+        )
+    return lines
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+
+def comparison_styler(table: pd.DataFrame):
+    """:func:`ser_lib.app.model_view.comparison_table` for display: scores as percentages with one
+    decimal, the ``Δ`` columns in percentage points, green where the second model is better and red
+    where it is worse."""
+    shown = table.copy()
+    for col in shown.columns:
+        if col[-1] == "n":
+            shown[col] = shown[col].round().astype("Int64")
+        else:
+            shown[col] = 100 * shown[col].astype(float)
+    deltas = [c for c in shown.columns if c[0] == "Δ"]
+
+    def colour(v: float) -> str:
+        if not np.isfinite(v) or abs(v) < 0.05:
+            return "color: #666666"
+        return "color: #1A7F37; font-weight: 600" if v > 0 else "color: #CF222E; font-weight: 600"
+
+    scores = [c for c in shown.columns if c[-1] != "n" and c[0] != "Δ"]
+    styler = shown.style.format("{:.1f}%", subset=scores).format("{:+.1f} pts", subset=deltas)
+    return styler.map(colour, subset=deltas)
+
+
+def benchmark_with_bundle_names(table: pd.DataFrame, bundle_names: Iterable[str]) -> pd.DataFrame:
+    """``benchmarks/results.json`` with the ``model`` column naming the bundle each row was saved as
+    (``encoder_head_pitch`` -> ``encoder-head-pitch-heldout``) when that bundle is here, and the
+    original name in ``benchmark``."""
+    names = set(bundle_names)
+
+    def label(model: str) -> str:
+        bundle = BENCHMARK_BUNDLES.get(model)
+        if bundle in names:
+            return bundle
+        return BENCHMARK_LABELS.get(model, model)
+
+    out = table.copy()
+    out.insert(1, "benchmark", out["model"])
+    out["model"] = out["model"].astype(str).map(label)
+    return out
+
+
+def eta_text(seconds: float | None) -> str:
+    """A remaining time for a progress bar: ``"about 4 min left"``; empty when unknown."""
+    if seconds is None or not np.isfinite(seconds):
+        return ""
+    if seconds < 60:
+        return f"about {max(5, int(round(seconds / 5) * 5))} s left"
+    if seconds < 3600:
+        return f"about {int(round(seconds / 60))} min left"
+    return f"about {seconds / 3600:.1f} h left"

@@ -40,11 +40,11 @@ import pandas as pd
 
 from . import __version__
 from .audio import AudioSource, resample, source_name, validate_audio
-from .config import EMOTIONS, MODEL_TYPE_ALIASES, MODELS_DIR, SAMPLE_RATE, default_model_path
+from .config import EMOTIONS, MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SAMPLE_RATE, default_model_path
 from .errors import BundleError, ParameterError, SERError
 from .features import window_frames
 from .frontends import EncoderFrontEnd, FrontEnd, LogMelFrontEnd, NotebookFrontEnd, frontend_from_settings
-from .io import check_bundle_target, dumps_json, json_default, sha256_file
+from .io import check_bundle_target, dumps_json, json_default, replace_dir, sha256_file
 from .progress import ProgressCallback, report
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,23 @@ EVALUATION_FILE = "evaluation.json"
 #: 2: the network is also saved as ONNX (``model.onnx``), whose hash the card records.
 CARD_VERSION = 2
 _REQUIRED = ("card_version", "name", "model_type", "labels", "sample_rate", "frontend", "files", "created")
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "card_version": int,
+    "name": str,
+    "model_type": str,
+    "labels": list,
+    "sample_rate": int,
+    "frontend": dict,
+    "files": dict,
+    "created": str,
+    "training": dict,
+    "metrics": dict,
+    "backbone": (dict, type(None)),
+    "scaler": (dict, type(None)),
+}
+#: Largest card read (the shipped ones are about 10 KB) and its deepest nesting.
+MAX_CARD_BYTES = 1 << 20
+MAX_CARD_DEPTH = 12
 
 #: Metadata keys written into every ``model.onnx`` (and checked against the card on load).
 ONNX_META_LABELS = "ser_lib.labels"
@@ -101,11 +118,29 @@ def read_card(folder: str | os.PathLike) -> dict:
     card_path = Path(folder) / CARD_FILE
     if not card_path.is_file():
         raise BundleError(f"The bundle {folder} has no {CARD_FILE}: it is incomplete; retrain or re-copy it.")
+    size = card_path.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise BundleError(f"The card {card_path} is {size:,} bytes, more than a card can be ({MAX_CARD_BYTES:,}): it is damaged.")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise BundleError(f"The card {card_path} is not valid UTF-8 JSON ({type(exc).__name__}: {exc}).") from exc
+        raise BundleError(f"The card {card_path} is not valid UTF-8 JSON ({type(exc).__name__}: {str(exc)[:200]}).") from exc
     return validate_card(card, folder)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counted without recursion (stops past ``limit``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 def validate_card(card: Any, folder: str | os.PathLike = "<card>") -> dict:
@@ -119,19 +154,41 @@ def validate_card(card: Any, folder: str | os.PathLike = "<card>") -> dict:
     """
     if not isinstance(card, dict):
         raise BundleError(f"The card in {folder} holds a JSON {type(card).__name__}, not an object: it is damaged.")
+    if _depth(card, MAX_CARD_DEPTH) > MAX_CARD_DEPTH:
+        raise BundleError(f"The card in {folder} is nested deeper than {MAX_CARD_DEPTH} levels: it is damaged.")
     missing = [k for k in _REQUIRED if k not in card]
     if missing:
         raise BundleError(f"The card in {folder} lacks {missing}: it was not written by ser_lib or is damaged.")
+    wrong = [k for k, kinds in _FIELD_TYPES.items() if k in card and not isinstance(card[k], kinds)]
+    if wrong:
+        got = {k: type(card[k]).__name__ for k in wrong}
+        raise BundleError(f"The card in {folder} has fields of the wrong type {got}: it is damaged.")
     labels = card["labels"]
     if not isinstance(labels, list) or not labels or not all(isinstance(lab, str) for lab in labels):
         raise BundleError(f"The card in {folder} has labels={labels!r}: expected a list of emotion names.")
     unknown = [lab for lab in labels if lab not in EMOTIONS]
     if unknown or len(set(labels)) != len(labels):
         raise BundleError(f"The card in {folder} has labels {labels}: expected distinct names from {list(EMOTIONS)}.")
-    if not isinstance(card["files"], dict):
-        raise BundleError(f"The card in {folder} has files={card['files']!r}: expected an object of file hashes.")
-    card["model_type"] = canonical_model_type(str(card["model_type"]))
-    frontend_from_settings(card["frontend"])
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in card["files"].items()):
+        raise BundleError(f"The card in {folder} has files={card['files']!r}: expected file names and SHA-256 strings.")
+    card["model_type"] = canonical_model_type(card["model_type"])
+    if card["model_type"] not in MODEL_TYPES:
+        raise BundleError(
+            f"The card in {folder} has model_type={card['model_type']!r}: expected one of {list(MODEL_TYPES)}."
+        )
+    fe = frontend_from_settings(card["frontend"])
+    if card["sample_rate"] != fe.sample_rate:
+        raise BundleError(
+            f"The card in {folder} says sample_rate={card['sample_rate']} "
+            f"but its front end runs at {fe.sample_rate} Hz."
+        )
+    scaler = card.get("scaler")
+    if scaler is not None:
+        ok = isinstance(scaler, dict) and all(
+            isinstance(scaler.get(k), list) and len(scaler[k]) == 162 for k in ("mean", "scale")
+        )
+        if not ok or not all(isinstance(x, (int, float)) and x > 0 for x in scaler["scale"]):
+            raise BundleError(f"The card in {folder} has a damaged scaler: expected 162 means and 162 positive scales.")
     return card
 
 
@@ -152,6 +209,8 @@ def check_backbone(card: dict, folder: Path | str = "<card>") -> None:
             f"The card in {folder} was trained on {name} weights with SHA-256 {backbone.get('sha256')}, "
             f"but the installed ones hash to {weights_sha256(name)}: retrain the head on these weights."
         )
+    if card["frontend"].get("kind") != "encoder" or card["frontend"].get("sha256") != backbone["sha256"]:
+        raise BundleError(f"The card in {folder} names encoder weights its front end does not use: it is damaged.")
 
 
 @dataclass
@@ -344,9 +403,8 @@ class ModelBundle:
             (tmp / CARD_FILE).write_text(dumps_json(self.card))
             if evaluation is not None:
                 (tmp / EVALUATION_FILE).write_text(json.dumps(evaluation, default=json_default))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
+            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the bundle from other users
+            replace_dir(tmp, folder)  # the old bundle complete, or the new one complete, never neither
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -57,6 +57,34 @@ class KerasNetwork:
         return np.asarray(self._fn(batch))
 
 
+#: Most a ``.keras`` file may unpack to (the shipped ones unpack to under 10 MB), and the largest
+#: compression ratio of one member: a zip bomb is refused before Keras extracts anything.
+MAX_KERAS_UNPACKED = 512 << 20
+MAX_KERAS_RATIO = 200
+
+
+def check_keras_zip(path: str | os.PathLike) -> None:
+    """Raise :class:`BundleError` unless ``path`` is a zip whose members unpack to a sane size."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise BundleError(f"{path} is not a Keras model file (not a readable zip: {exc}): re-copy the bundle.") from exc
+    total = sum(m.file_size for m in members)
+    if total > MAX_KERAS_UNPACKED:
+        raise BundleError(
+            f"{path} would unpack to {total:,} bytes (limit {MAX_KERAS_UNPACKED:,}): refused as damaged or hostile."
+        )
+    for m in members:
+        if m.file_size > 1 << 20 and m.file_size > MAX_KERAS_RATIO * max(m.compress_size, 1):
+            raise BundleError(
+                f"{path} member {m.filename} expands {m.file_size // max(m.compress_size, 1)}x "
+                f"({m.file_size:,} bytes): refused as a zip bomb."
+            )
+
+
 def load_keras_model(folder: str | os.PathLike, card: dict | None = None):
     """Load ``model.keras`` from bundle ``folder``, checking its hash against the card when it has one."""
     from .bundle import MODEL_FILE
@@ -67,6 +95,7 @@ def load_keras_model(folder: str | os.PathLike, card: dict | None = None):
         raise BundleError(f"The bundle {folder} has no {MODEL_FILE}: it cannot be converted or retrained.")
     if path.stat().st_size == 0:
         raise BundleError(f"{path} is empty (0 bytes): the model file was damaged; re-copy the bundle.")
+    check_keras_zip(path)
     expected = ((card or {}).get("files") or {}).get(MODEL_FILE)
     if expected and sha256_file(path) != expected:
         raise BundleError(f"{path} does not match its card (SHA-256 differs): the model file was replaced or damaged.")

@@ -82,9 +82,9 @@ def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 1) ->
 
 
 def holds_bundle(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` exists and is not empty (so writing a bundle there would replace something)."""
+    """Whether ``folder`` exists and holds something besides a claim (so writing a bundle there would replace it)."""
     p = Path(folder)
-    return p.is_dir() and any(p.iterdir()) or p.is_file()
+    return (p.is_dir() and any(c.name != RESERVATION for c in p.iterdir())) or p.is_file()
 
 
 def check_bundle_target(folder: str | os.PathLike, *, overwrite: bool = False, hint: str = "pass overwrite=True") -> Path:
@@ -100,3 +100,118 @@ def check_bundle_target(folder: str | os.PathLike, *, overwrite: bool = False, h
     if holds_bundle(p) and not overwrite:
         raise BundleError(f"{p} already holds a bundle: choose another name, or {hint} to replace it.")
     return p
+
+
+def check_writable(path: str | os.PathLike, *, what: str = "output") -> Path:
+    """Raise :class:`~ser_lib.errors.ParameterError` unless a file can be written at ``path``.
+
+    Asked before any work starts, so an analysis is never lost to an unwritable output path: the
+    path must not be a folder, and its folder must exist (or be creatable) and be writable.
+    """
+    from .errors import ParameterError
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ParameterError(f"The {what} path {p} is a folder: give a file name, e.g. {p / 'result.json'}.")
+    parent = p.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"The {what} path {p} cannot be created: {existing} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ParameterError(f"The {what} path {p} is not writable (permission denied on {existing}): choose another path.")
+    return p
+
+
+def check_writable_dir(path: str | os.PathLike, *, what: str = "output folder") -> Path:
+    """Raise :class:`~ser_lib.errors.ParameterError` unless files can be written into folder ``path``."""
+    from .errors import ParameterError
+
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ParameterError(f"The {what} {p} is a file, not a folder: choose a folder.")
+    check_writable(p / ".probe", what=what)
+    return p
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap paths ``a`` and ``b`` (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Put folder ``new`` at ``target``, replacing what is there, so that ``target`` always holds
+    either the old folder complete or the new one complete.
+
+    Where the system can swap two paths atomically (Linux ``renameat2``) it does; elsewhere the old
+    folder is first renamed aside (``.NAME.old-*``, beside it), the new one renamed in, and the old one
+    removed; a crash between the two renames leaves the old folder complete under the aside name.
+    """
+    import shutil
+
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.replace(new, target)
+        return target
+    if _rename_exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old folder
+        return target
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rmdir(aside)
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    return target
+
+
+RESERVATION = ".reserved"
+
+
+def reserve_folder(folder: str | os.PathLike, *, overwrite: bool = False, hint: str = "pass overwrite=True") -> Path:
+    """Claim ``folder`` for a bundle about to be written, atomically, and return the claim file.
+
+    Two trainings asking for the same name: the first creates ``folder/.reserved`` (``O_EXCL``),
+    the second is told the name is taken. Without ``overwrite`` the folder must not hold a bundle
+    already (:func:`check_bundle_target`). :func:`release_folder` gives the claim back; saving a
+    bundle into the folder replaces it (the claim goes with it).
+    """
+    p = check_bundle_target(folder, overwrite=overwrite, hint=hint) if not overwrite else Path(folder).expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    claim = p / RESERVATION
+    try:
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        raise BundleError(
+            f"{p} is being written by another training right now (it holds {RESERVATION}): choose another name, "
+            f"or wait for that run to finish."
+        ) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"pid {os.getpid()}\n")
+    return claim
+
+
+def release_folder(folder: str | os.PathLike) -> None:
+    """Give back a claim made by :func:`reserve_folder` (remove the folder if nothing else is in it)."""
+    p = Path(folder).expanduser()
+    (p / RESERVATION).unlink(missing_ok=True)
+    try:
+        p.rmdir()
+    except OSError:
+        pass

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from ..bundle import read_card
 from ..config import MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SPLITS, default_model_path
 from ..errors import SERError
-from ..io import check_bundle_target
+from ..io import check_writable, release_folder, reserve_folder
+from .common import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, number
 
 logger = logging.getLogger("ser_lib")
 
@@ -75,13 +77,23 @@ def _epoch_printer():
 
 
 def cmd_train(args) -> int:
-    from ..corpora import find_corpora
-    from ..training import TrainConfig, train
-
     out = Path(args.out)
     if out.resolve() == default_model_path().resolve() and not args.overwrite:
         raise SERError(f"{out} is the shipped default model: pass --overwrite to replace it, or choose another --out.")
-    check_bundle_target(out, overwrite=args.overwrite, hint="pass --overwrite")
+    held_out = read_card(args.metrics_from) if args.metrics_from else None  # checked before hours of training
+    # claim the name now: a second training asking for it is told so at once, not after its work
+    reserve_folder(out, overwrite=args.overwrite, hint="pass --overwrite")
+    try:
+        return _train_into(args, out, held_out)
+    except BaseException:
+        release_folder(out)
+        raise
+
+
+def _train_into(args, out: Path, held_out: dict | None) -> int:
+    from ..corpora import find_corpora
+    from ..training import TrainConfig, train
+
     manifest = find_corpora(args.data).manifest
     cfg = TrainConfig(
         model_type=args.model_type,
@@ -96,15 +108,14 @@ def cmd_train(args) -> int:
     )
     result = train(manifest, cfg, progress=_epoch_printer())
     evaluation = result.evaluation.to_json() if result.evaluation else None
-    if args.metrics_from:  # a final model trained on everything carries the held-out run's figures
-        held_out = json.loads((Path(args.metrics_from) / "card.json").read_text())
+    if held_out is not None:  # a final model trained on everything carries the held-out run's figures
         result.bundle.card["metrics"] = held_out.get("metrics", {})
         result.bundle.card["metrics"]["source"] = f"held-out run {Path(args.metrics_from).name}"
         result.bundle.card["training"]["held_out_run"] = held_out.get("training", {})
         ev = Path(args.metrics_from) / "evaluation.json"
         evaluation = json.loads(ev.read_text()) if ev.is_file() else evaluation
     result.bundle.card["training"]["command"] = " ".join(["python -m ser_lib", *args.argv])
-    folder = result.bundle.save(out, evaluation=evaluation, overwrite=args.overwrite)
+    folder = result.bundle.save(out, evaluation=evaluation, overwrite=args.overwrite)  # replaces the claim
     print(f"saved {folder} ({result.seconds / 60:.1f} min)")
     if result.evaluation is not None:
         print(result.evaluation.summary_table().round(3).to_string())
@@ -121,6 +132,8 @@ def cmd_evaluate(args) -> int:
     from ..corpora import find_corpora
     from ..evaluation import evaluate_bundle
 
+    if args.json:
+        check_writable(args.json, what="--json")
     bundle = ModelBundle.load(args.model)
     manifest = find_corpora(args.data).manifest
     with tqdm(total=len(manifest), desc="evaluating", unit="file") as bar:
@@ -137,6 +150,8 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from ..bundle import ModelBundle
 
+    if args.json:
+        check_writable(args.json, what="--json")
     bundle = ModelBundle.load(args.model)
     table = bundle.predict_files(args.files)
     print(f"model: {bundle.describe()}")
@@ -149,7 +164,7 @@ def cmd_predict(args) -> int:
             print(f"{row['path']}: {row['emotion']} ({row['confidence']:.2f}; then {others})")
     if args.json:
         _write_json({"model": bundle.describe(), "predictions": table.to_dict(orient="records")}, args.json)
-    return 0 if not table["error"].astype(bool).any() else 1
+    return EXIT_SOME_FAILED if table["error"].astype(bool).any() else EXIT_OK
 
 
 def cmd_export_onnx(args) -> int:
@@ -165,6 +180,7 @@ def cmd_export_onnx(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ser_lib",
+        epilog=EXIT_CODES_HELP,
         description="Speech emotion recognition: find corpora, train and evaluate models, predict emotions, analyse calls.",
     )
     p.add_argument("--version", action="version", version=f"ser_lib {__version__}")
@@ -173,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "corpora",
+        epilog=EXIT_CODES_HELP,
         help="list the corpora found under a data folder",
         description=(
             "Find RAVDESS, TESS, SAVEE and CREMA-D under DIR by their file-name patterns; print counts "
@@ -180,11 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     c.add_argument("--data", help="folder holding the corpora (default: $SER_DATA_DIR, then data/)")
-    c.add_argument("--show-skipped", type=int, default=20, metavar="N", help="list at most N skipped files (default 20)")
+    c.add_argument(
+        "--show-skipped", type=number(int, low=0), default=20, metavar="N", help="list at most N skipped files (default 20)"
+    )
     c.set_defaults(func=cmd_corpora)
 
     t = sub.add_parser(
         "train",
+        epilog=EXIT_CODES_HELP,
         help="featurise, train, evaluate and save a model bundle",
         description=(
             "Train a model on the corpora under DIR. By default speakers are split (about 20% of each "
@@ -205,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     t.add_argument("--out", default=str(MODELS_DIR / "my-model"), help="bundle folder to write (default models/my-model)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--epochs", type=number(int, low=1, high=10_000), default=30)
+    t.add_argument("--batch-size", type=number(int, low=1, high=4096), default=64)
     t.add_argument(
         "--split",
         choices=SPLITS,
@@ -216,7 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
             "both sides); none: train on everything"
         ),
     )
-    t.add_argument("--test-size", type=float, default=0.2, help="share of each corpus's speakers held out (default 0.2)")
+    t.add_argument(
+        "--test-size",
+        type=number(float, low=0.0, high=0.9, low_open=True),
+        default=0.2,
+        help="share of each corpus's speakers held out (default 0.2)",
+    )
     t.add_argument("--corpora", nargs="+", metavar="NAME", help="train on these corpora only (RAVDESS SAVEE TESS CREMA-D)")
     t.add_argument("--no-augment", action="store_true", help="train without augmentation")
     t.add_argument(
@@ -229,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
             "random each time (default: telephone pitch)"
         ),
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=number(int, low=0), default=0)
     t.add_argument(
         "--metrics-from",
         metavar="BUNDLE",
@@ -240,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "evaluate",
+        epilog=EXIT_CODES_HELP,
         help="score a bundle on every corpus file under a folder",
         description=(
             "Score a model on every corpus file under DIR (all of it treated as test data): WA, UA, "
@@ -254,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser(
         "predict",
+        epilog=EXIT_CODES_HELP,
         help="predict the emotion of audio files",
         description="Print the emotion and its probability for each FILE (wav, flac, ogg/opus, mp3).",
     )
@@ -264,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser(
         "export-onnx",
+        epilog=EXIT_CODES_HELP,
         help="convert bundles saved before ONNX (adds model.onnx)",
         description=(
             "Add model.onnx to each BUNDLE folder saved with only model.keras (bundles from before "
@@ -279,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_call_commands(sub)
     from .service import add_service_commands  # noqa: I001 - the live-service commands (serve, simulate-calls)
+
     add_service_commands(sub)
     return p
 
@@ -290,10 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # the command as given, recorded in a trained model's card
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or EXIT_OK)
     except SERError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import ParameterError
+from ..io import check_writable, check_writable_dir
 from ..progress import Progress
+from .common import EXIT_CODES_HELP, EXIT_OK, EXIT_SOME_FAILED, number
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="parties of a stereo recording in channel order, comma-separated (default agent,customer: left is the "
         "agent, right the customer; use customer,agent to swap). A mono recording is one party, 'speaker'.",
     )
-    p.add_argument("--window", type=float, default=3.0, metavar="S", help="window length in seconds (default 3.0)")
-    p.add_argument("--hop", type=float, default=1.0, metavar="S", help="seconds between windows (default 1.0)")
+    p.add_argument(
+        "--window",
+        type=number(float, low=0.5, high=30.0),
+        default=3.0,
+        metavar="S",
+        help="window length in seconds (default 3.0)",
+    )
+    p.add_argument(
+        "--hop",
+        type=number(float, low=0.0, high=30.0, low_open=True),
+        default=1.0,
+        metavar="S",
+        help="seconds between windows (default 1.0)",
+    )
     p.add_argument(
         "--vad",
         choices=("silero", "energy"),
@@ -63,8 +76,7 @@ def add_call_commands(subparsers) -> None:
         "from disk so memory stays flat. Prints a summary per party (dominant emotion, mean sentiment, trend, "
         "per quarter) and the strongest negative moments. " + _SETTINGS_HELP,
         epilog="The JSON holds 'segments' (channel, role, start_s, end_s, emotion, confidence, probabilities, "
-        "sentiment) and 'summary'. Exit status 2 with a one-line reason for an unreadable, truncated, empty or "
-        "unsupported file.",
+        "sentiment) and 'summary'. Output paths are checked before the analysis starts. " + EXIT_CODES_HELP,
     )
     a.add_argument("file", metavar="FILE", help="the call recording")
     _add_common(a)
@@ -78,7 +90,7 @@ def add_call_commands(subparsers) -> None:
     )
     a.add_argument(
         "--speed",
-        type=float,
+        type=number(float, low=0.0, high=1000.0),
         default=1.0,
         metavar="X",
         help="with --realtime: X times real speed (default 1.0; 0 = as fast as possible)",
@@ -92,6 +104,7 @@ def add_call_commands(subparsers) -> None:
         description="Analyse every audio file under DIR and append one row per call and party to --out, with a "
         "progress bar. Files already in --out are skipped, so an interrupted run resumes where it stopped; files "
         "that fail get their reason in the 'error' column and the run goes on. " + _SETTINGS_HELP,
+        epilog=EXIT_CODES_HELP,
     )
     b.add_argument("folder", metavar="DIR", help="folder of call recordings (searched recursively)")
     b.add_argument("--out", required=True, metavar="CSV", help="results CSV: created, or continued if it exists")
@@ -187,8 +200,9 @@ def cmd_analyze_call(args) -> int:
 
     roles = parse_roles(args.channels)
     settings = _settings(args)
-    if args.speed is not None and args.speed < 0:
-        raise ParameterError(f"--speed {args.speed} must be positive (1 = real time) or 0 for as fast as possible")
+    for what, path in (("--json", args.json), ("--csv", args.csv)):
+        if path:
+            check_writable(path, what=what)  # before the work, so a long analysis is never lost at the end
     bundle = _load(args)
     if args.realtime:
         result = None
@@ -239,6 +253,9 @@ def cmd_analyze_calls(args) -> int:
 
     roles = parse_roles(args.channels)
     settings = _settings(args)
+    check_writable(args.out, what="--out")
+    if args.json_dir:
+        check_writable_dir(args.json_dir, what="--json-dir")
     plan = plan_batch(args.folder, args.out, retry_errors=args.retry_errors)
     if not plan.todo:
         print(f"All {len(plan.files)} calls under {plan.root} are already in {plan.out}.")
@@ -263,4 +280,4 @@ def cmd_analyze_calls(args) -> int:
             else ""
         )
     )
-    return 0
+    return EXIT_SOME_FAILED if done.failed else EXIT_OK

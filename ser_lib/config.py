@@ -47,6 +47,23 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".opus", ".ogg", ".flac", ".mp3", "
 #: Largest file the library decodes in one piece (bytes); calls are streamed in blocks instead.
 MAX_CLIP_SECONDS: float = 60.0
 
+# --- input limits: what the decoder (:mod:`ser_lib.audio`) accepts, checked before or while decoding ---
+#: Sample rates a file's header may state (Hz). Below 1 kHz is a damaged header (a WAV saying 1 Hz
+#: would decode to hours of audio); above 384 kHz no recorder writes.
+MIN_SAMPLE_RATE: int = 1_000
+MAX_SAMPLE_RATE: int = 384_000
+#: Most channels a file's header may state (calls have 1 or 2; 16 covers multitrack recorders).
+MAX_CHANNELS: int = 16
+#: Longest call analysed, in seconds (4 hours): `analyze-call`, :func:`ser_lib.calls.analyze_call`
+#: and :func:`ser_lib.audio.iter_blocks` stop decoding once a recording passes it.
+MAX_CALL_SECONDS: float = 4 * 3600.0
+#: Longest call uploaded on the Call timeline page, in seconds (2 hours).
+MAX_UPLOAD_SECONDS: float = 2 * 3600.0
+#: How much audio :func:`ser_lib.audio.audio_info` decodes to measure a file whose header states no
+#: believable length (a streaming FLAC's ``total_samples = 0``, an MP3 or Opus length larger than the
+#: file could hold); longer files are then reported as lasting at least this long.
+INFO_PROBE_SECONDS: float = 2 * MAX_CLIP_SECONDS
+
 #: Model types a bundle can hold (the front end each uses is in :mod:`ser_lib.frontends`).
 MODEL_TYPES: tuple[str, ...] = ("encoder_head", "logmel_cnn", "notebook_cnn1d")
 #: Old model-type names still accepted (``seed_cnn1d`` is the notebook's model).

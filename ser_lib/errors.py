@@ -49,3 +49,23 @@ class BackboneError(SERError):
 
 class ParameterError(SERError, ValueError):
     """An argument outside its valid range."""
+
+
+class AudioTooLongError(AudioError, ParameterError):
+    """Audio longer than the entry point accepts (a clip, a call, an upload); found while decoding.
+
+    Also a :class:`ParameterError`, as the limit's error was before it had a class of its own.
+    ``seconds`` is how long the audio is (at least), ``max_seconds`` the limit.
+    """
+
+    def __init__(self, message: str, *, seconds: float | None = None, max_seconds: float | None = None):
+        super().__init__(message)
+        self.seconds = seconds
+        self.max_seconds = max_seconds
+
+    def __reduce__(self):  # keeps the figures through pickling (worker processes, job queues)
+        return _rebuild_too_long, (str(self), self.seconds, self.max_seconds)
+
+
+def _rebuild_too_long(message: str, seconds: float | None, max_seconds: float | None) -> AudioTooLongError:
+    return AudioTooLongError(message, seconds=seconds, max_seconds=max_seconds)

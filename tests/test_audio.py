@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import soundfile as sf
 from ser_lib.audio import (
     MIN_SECONDS,
     audio_info,
+    check_complete,
     iter_blocks,
     load_audio,
     resample,
@@ -20,6 +22,7 @@ from ser_lib.audio import (
 )
 from ser_lib.errors import (
     AudioError,
+    AudioTooLongError,
     EmptyAudioError,
     NonFiniteAudioError,
     ParameterError,
@@ -222,3 +225,151 @@ def test_stereo_original_mixed_to_mono(raw_sample):
     mono, both = load_audio(path), load_audio(path, mono=False)
     assert mono.ndim == 1 and both.shape == (2, len(mono))
     np.testing.assert_allclose(mono, both.mean(axis=0), atol=1e-5)
+
+
+# --- bounded decoding (issue 13): header limits, lengths never trusted, limits while decoding ------
+
+
+def _put(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    out = bytearray(data)
+    out[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
+    return bytes(out)
+
+
+def _encoded(y: np.ndarray, sr: int, fmt: str, subtype: str) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def _streaming_flac(flac: bytes) -> bytes:
+    """``flac`` with STREAMINFO's total_samples set to 0, as streaming encoders write it."""
+    (packed,) = struct.unpack(">Q", flac[18:26])
+    return flac[:18] + struct.pack(">Q", packed & ~((1 << 36) - 1)) + flac[26:]
+
+
+@pytest.fixture
+def tone_flac(make_tone):
+    y, sr = sf.read(make_tone(seconds=3.0, sr=16_000, freq=300.0), dtype="float32")
+    return _encoded(y, sr, "FLAC", "PCM_16")
+
+
+def test_header_sample_rate_outside_range_is_refused_by_every_entry_point(make_tone, tmp_path):
+    path = tmp_path / "one_hz.wav"
+    path.write_bytes(_put(_put(make_tone(seconds=1.0).read_bytes(), 24, "<I", 1), 28, "<I", 2))
+    message = r"one_hz\.wav states a sample rate of 1 Hz, outside the 1,000-384,000 Hz.*ffmpeg -i IN -ar 16000"
+    for call in (lambda: load_audio(path), lambda: list(iter_blocks(path)), lambda: audio_info(path)):
+        with pytest.raises(UnreadableAudioError, match=message):
+            call()
+
+
+@pytest.mark.parametrize("channels", [17, 255, 1024])
+def test_header_channels_outside_range_are_refused(make_tone, channels):
+    data = _put(make_tone(seconds=1.0).read_bytes(), 22, "<H", channels)
+    with pytest.raises(UnreadableAudioError, match=rf"states {channels} channels, outside the 1-16.*-ac 2"):
+        load_audio(data)
+    with pytest.raises(UnreadableAudioError, match=r"outside the 1-16"):
+        list(iter_blocks(data))
+
+
+def test_truncated_wav_is_refused_by_clips_and_calls_alike(make_tone, tmp_path):
+    whole = make_tone(seconds=2.0, sr=16_000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:30_000])
+    message = r"cut\.wav is truncated: its header announces 64,000 bytes of audio but the file holds only 29,956 \(47%\)"
+    for call in (lambda: load_audio(cut), lambda: list(iter_blocks(cut)), lambda: audio_info(cut), lambda: check_complete(cut)):
+        with pytest.raises(UnreadableAudioError, match=message):
+            call()
+    with open(cut, "rb") as f, pytest.raises(UnreadableAudioError, match=r"cut\.wav is truncated"):
+        load_audio(f)  # a file object, as the pages pass uploads
+
+
+def test_truncated_compressed_file_is_refused(tone_flac):
+    cut = tone_flac[: len(tone_flac) // 2]
+    with pytest.raises(UnreadableAudioError, match=r"truncated or corrupt after|is truncated"):
+        load_audio(cut)
+    with pytest.raises(UnreadableAudioError, match=r"truncated or corrupt after|is truncated"):
+        list(iter_blocks(cut))
+
+
+def test_streaming_flac_without_length_decodes_to_its_real_end(tone_flac):
+    streaming = _streaming_flac(tone_flac)
+    assert sf.info(io.BytesIO(streaming)).frames > 1 << 62  # what libsndfile reports: "unknown"
+    info = audio_info(streaming)
+    assert (info.frames, info.exact, info.duration) == (48_000, True, 3.0)
+    np.testing.assert_array_equal(load_audio(streaming), load_audio(tone_flac))
+    blocks = np.concatenate(list(iter_blocks(streaming, block_seconds=0.7)), axis=1)[0]
+    np.testing.assert_array_equal(blocks, load_audio(tone_flac))
+
+
+def test_audio_info_reports_a_lower_bound_past_the_probe(tone_flac, monkeypatch):
+    monkeypatch.setattr("ser_lib.audio.INFO_PROBE_SECONDS", 1.0)
+    info = audio_info(_streaming_flac(tone_flac))
+    assert not info.exact and info.duration == pytest.approx(1.0, abs=0.1)  # "at least 1 s", never 5.8e14 s
+
+
+def test_mp3_with_a_huge_xing_frame_count(make_tone):
+    y, sr = sf.read(make_tone(seconds=2.0, sr=16_000), dtype="float32")
+    mp3 = _encoded(y, sr, "MP3", "MPEG_LAYER_III")
+    tag = mp3.find(b"Xing") if b"Xing" in mp3 else mp3.find(b"Info")
+    lying = _put(mp3, tag + 8, ">I", 0x7FFFFFFF)
+    assert sf.info(io.BytesIO(lying)).frames > 10**12
+    assert audio_info(lying).duration == pytest.approx(2.0, abs=0.1)
+    assert len(load_audio(lying)) == pytest.approx(32_000, abs=1_200)
+
+
+def test_max_seconds_is_checked_while_decoding(tone_flac):
+    streaming = _streaming_flac(tone_flac)  # no length in the header: only decoding can tell
+    with pytest.raises(AudioTooLongError, match=r"lasts more than the 2 s this step accepts \(decoding stopped there\)") as err:
+        load_audio(streaming, max_seconds=2.0)
+    assert err.value.max_seconds == 2.0 and isinstance(err.value, ParameterError)
+    seen = []
+    with pytest.raises(AudioTooLongError, match=r"split it into parts|analyze-call"):
+        for block in iter_blocks(streaming, block_seconds=0.5, max_seconds=2.0):
+            seen.append(block.shape[1])
+    assert sum(seen) <= 32_000  # stopped at the limit, not at the end of the file
+    assert len(load_audio(streaming, max_seconds=3.5)) == 48_000
+
+
+def test_max_seconds_limits_the_part_asked_for(make_tone):
+    path = make_tone(seconds=3.0, sr=8000)
+    assert len(load_audio(path, duration=1.0, max_seconds=2.0)) == 16_000
+    with pytest.raises(AudioTooLongError, match=r"lasts 3 s, more than the 2 s this step accepts: analyse it as a call"):
+        list(iter_blocks(path, max_seconds=2.0))
+
+
+def test_bad_decoding_parameters(make_tone):
+    path = make_tone(seconds=1.0)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ParameterError, match=r"max_seconds=.* must be a positive number"):
+            load_audio(path, max_seconds=bad)
+        with pytest.raises(ParameterError, match=r"block_seconds=.* must be a positive number"):
+            list(iter_blocks(path, block_seconds=bad))
+    with pytest.raises(ParameterError, match=r"offset=-1.0 .* must be non-negative"):
+        load_audio(path, offset=-1.0)
+
+
+def test_nan_samples_are_refused_while_decoding(tmp_path):
+    y = np.full(16_000, 0.1, np.float32)
+    y[[100, 9000]] = np.nan
+    path = tmp_path / "float.wav"
+    sf.write(path, y, 16_000, subtype="FLOAT")
+    with pytest.raises(NonFiniteAudioError, match=r"float\.wav decodes to 2 NaN or infinite samples"):
+        load_audio(path, validate=False)
+    with pytest.raises(NonFiniteAudioError):
+        list(iter_blocks(path))
+
+
+def test_clips_and_calls_get_the_same_samples(make_tone):
+    path = make_tone(seconds=4.5, sr=16_000, channels=2, noise=0.05)
+    whole = load_audio(path, mono=False)
+    streamed = np.concatenate(list(iter_blocks(path.read_bytes(), block_seconds=1.3)), axis=1)
+    np.testing.assert_array_equal(streamed, whole)
+
+
+def test_truncation_check_passes_unfinished_recordings(make_tone, tmp_path):
+    """A recorder that never finalised its header (data size 0xFFFFFFFF) is read to the file's end."""
+    path = tmp_path / "open.wav"
+    path.write_bytes(_put(make_tone(seconds=1.0).read_bytes(), 40, "<I", 0xFFFFFFFF))
+    check_complete(path)
+    assert len(load_audio(path)) == 16_000

@@ -6,6 +6,7 @@ import io
 import json
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -277,10 +278,162 @@ def test_predict_upload_turns_bad_clips_into_messages(synth):
 def test_results_table(synth):
     ok = mv.predict_upload(FakeBundle(), _wav(synth.voice(1.0, sr=16_000, f0=140.0)), name="a.wav")
     bad = mv.predict_upload(FakeBundle(), b"", name="b.wav")
-    table = mv.results_table([ok, bad])
+    table = mv.results_table([ok, bad])  # every file, for the CSV: the error right after the figures, not after p_*
     assert list(table["file"]) == ["a.wav", "b.wav"]
+    assert list(table.columns[:5]) == ["file", "emotion", "confidence", "seconds", "error"]
     assert table.loc[0, "p_calm"] == 0.65 and table.loc[0, "error"] == ""
-    assert pd.isna(table.loc[1, "confidence"]) and "empty" in table.loc[1, "error"]
+    assert pd.isna(table.loc[1, "confidence"]) and "empty" in table.loc[1, "error"] and table.loc[1, "emotion"] == ""
+    shown = mv.judged_table([ok, bad])  # what the page shows: judged clips only, no empty cell
+    assert list(shown["file"]) == ["a.wav"] and "error" not in shown
+    assert not shown.isna().any().any()
+
+
+def test_named_source_prints_as_the_file_name():
+    src = mv.named_source(b"abc", "my call.wav")
+    assert src.read() == b"abc" and src.name == "my call.wav" and repr(src) == "'my call.wav'"
+    with pytest.raises(SERError) as caught:
+        from ser_lib.audio import load_audio
+
+        load_audio(mv.named_source(b"text, not audio" * 40, "notes.wav"))
+    assert "notes.wav" in str(caught.value) and "object at 0x" not in str(caught.value)
+
+
+# --- the Training page's split ---------------------------------------------------------------------
+
+
+def test_split_preview_says_what_is_held_out(fake_corpus):
+    from ser_lib.corpora import find_corpora
+
+    m = find_corpora(fake_corpus(speakers=2, extras=False)).manifest
+    ok = mv.split_preview(m, split="speaker")
+    assert ok.held_out and ok.warning is None
+    assert ok.text.startswith("Held out for testing: 4 speakers, ") and "never heard in training" in ok.text
+    assert "No validation set" in ok.text  # two speakers a corpus: one tested, one trained, none to spare
+    one = mv.split_preview(m, split="speaker", corpora=["SAVEE"])
+    assert one.held_out and one.text.startswith("Held out for testing: 1 speaker, 7 clips (SAVEE 1)")
+
+
+def test_a_split_that_cannot_hold_out_a_speaker_warns(fake_corpus):
+    from ser_lib.corpora import find_corpora
+    from ser_lib.training import NoTestSetWarning, split_manifest
+
+    m = find_corpora(fake_corpus(speakers=1, extras=False)).manifest
+    with pytest.warns(NoTestSetWarning, match="leaves no file for testing: CREMA-D has one speaker"):
+        s = split_manifest(m, split="speaker")
+    assert not s.held_out and len(s.test) == 0 and len(s.notes) == 4
+    preview = mv.split_preview(m, split="speaker")
+    assert not preview.held_out and "without a held-out evaluation" in preview.warning
+    assert "RAVDESS has one speaker (RAVDESS_01)" in preview.warning
+    mixed = mv.split_preview(m, split="speaker", corpora=None)
+    assert mixed.notes == s.notes
+
+
+# --- evaluation_view --------------------------------------------------------------------------------
+
+
+def _info(name: str, card: dict):
+    from ser_lib.bundle import BundleInfo
+
+    return BundleInfo(name, Path("/nowhere") / name, card)
+
+
+FINAL = {
+    "model_type": "encoder_head",
+    "training": {
+        "split": "none",
+        "train_speakers": ["RAVDESS_01", "RAVDESS_02", "SAVEE_DC", "SAVEE_JK"],
+        "test_speakers": [],
+        "config": {"epochs": 24, "split": "none", "seed": 0},
+        "held_out_run": {
+            "split": "speaker",
+            "train_speakers": ["RAVDESS_01", "SAVEE_DC"],
+            "test_speakers": ["RAVDESS_02", "SAVEE_JK"],
+            "config": {"epochs": 30, "split": "speaker", "seed": 0},
+        },
+    },
+    "metrics": {
+        "protocol": "speaker",
+        "overall": {"WA": 0.7, "UA": 0.72, "macro_f1": 0.71, "n": 40},
+        "source": "held-out run sib",
+    },
+}
+
+
+def test_evaluation_source_of_a_model_trained_on_everyone_names_the_run_its_figures_come_from():
+    from ser_lib.app import evaluation_view as ev
+
+    src = ev.evaluation_source(_info("final", FINAL))
+    assert src.label == "figures of sib (same recipe, 2 held-out speakers), not of final itself"
+    assert not src.own and src.from_bundle == "sib" and src.heard == ["RAVDESS_02", "SAVEE_JK"]
+    assert "**final** was trained on 4 speakers with no test set" in src.detail
+    assert "final heard all 2 of those speakers in training" in src.detail
+    assert "Settings that differ: epochs 30 there, 24 here." in src.detail
+    table = ev.speaker_table(_info("final", FINAL))
+    assert list(table["run"]) == ["final", "final", "sib (where the figures come from)", "sib (where the figures come from)"]
+    assert table.iloc[0].to_dict() == {"run": "final", "corpus": "RAVDESS", "trained on": "2: 01, 02", "held out (test)": "none"}
+    assert table.iloc[3].to_dict()["held out (test)"] == "1: JK"
+
+
+def test_evaluation_source_of_other_protocols():
+    from ser_lib.app import evaluation_view as ev
+
+    own = {"training": {"split": "speaker", "train_speakers": ["A_1", "A_2"], "test_speakers": ["A_3"]}, "metrics": {}}
+    label = ev.evaluation_source(_info("m", own)).label
+    assert label == "held-out speakers of its own training run (1 speaker never heard in training)"
+    rnd = {"training": {"split": "random", "test_speakers": ["A_1"]}, "metrics": {}}
+    assert "optimistic" in ev.evaluation_source(_info("r", rnd)).warning
+    none = {"training": {"split": "none"}, "metrics": {"held_out": False}}
+    assert ev.evaluation_source(_info("n", none)).label == "no held-out evaluation"
+    preds = pd.DataFrame({"speaker": ["A_1", "A_3", "B_9"]})
+    fresh = ev.fresh_source(_info("m", own), preds)
+    assert fresh.label == "evaluated now on the data folder (3 speakers); m heard 1 of them in training"
+    assert "trained on 1 of the 3 speakers" in fresh.warning
+
+
+def test_plain_summary_of_the_figures(predictions):
+    from ser_lib.app import evaluation_view as ev
+    from ser_lib.evaluation import evaluate_predictions
+
+    predictions = predictions.assign(speaker=["TESS_OAF", "TESS_OAF", "SAVEE_JK", "SAVEE_JK"])
+    with warnings.catch_warnings():  # four clips: not every emotion is predicted
+        warnings.simplefilter("ignore", UserWarning)
+        res = evaluate_predictions(predictions, list(EMOTIONS))
+    own = ev.EvaluationSource("own", "", test_speakers=sorted(predictions["speaker"].unique()))
+    ref = ev.Reference("notebook-cnn1d-heldout", 0.30, True)
+    lines = ev.plain_summary(res, own, name="m", reference=ref)
+    o = res.overall
+    assert lines[0].startswith(f"**m** names the right emotion in **{100 * o['WA']:.1f}%** of {len(predictions)} clips")
+    assert "guessing among 8 emotions would get **12.5%**" in lines[0]
+    diff = 100 * (o["UA"] - 0.30)
+    assert lines[-1] == (
+        f"The notebook's model (notebook-cnn1d-heldout) gets **30.0%** UA on the same speakers: "
+        f"{abs(diff):.1f} points {'lower' if diff >= 0 else 'higher'}."
+    )
+    sibling = ev.plain_summary(res, ev.evaluation_source(_info("final", FINAL)), name="final")
+    assert sibling[0].startswith("**final's recipe** (measured on sib, trained without these speakers)")
+
+
+def test_scores_are_written_one_way_and_comparisons_coloured():
+    from ser_lib.app import evaluation_view as ev
+
+    assert ev.score(0.71611) == "71.6%" and ev.score(None) == "n/a"
+    table = pd.DataFrame({"WA": [0.5], "UA": [0.71611], "macro_f1": [0.4], "n": [12.0]}, index=["overall"])
+    assert ev.percent_table(table).iloc[0].tolist() == [50.0, 71.6, 40.0, 12]
+    delta = pd.DataFrame({"WA": [0.05], "UA": [-0.11611], "macro_f1": [0.0]}, index=["overall"])
+    both = pd.concat({"a": table, "b": table.assign(UA=0.6, WA=0.55), "Δ": delta}, axis=1)
+    html = ev.comparison_styler(both).to_html()
+    assert "+5.0 pts" in html and "-11.6 pts" in html and "71.6%" in html
+    assert "#1A7F37" in html and "#CF222E" in html  # green where better, red where worse
+
+
+def test_benchmark_rows_use_the_bundles_names():
+    from ser_lib.app import evaluation_view as ev
+
+    rows = pd.DataFrame({"model": ["encoder_head_pitch", "seed_cnn1d", "linear_probe", "mystery"], "UA": [0.7, 0.4, 0.6, 0.1]})
+    named = ev.benchmark_with_bundle_names(rows, ["encoder-head-pitch-heldout", "notebook-cnn1d-heldout"])
+    assert list(named["model"]) == ["encoder-head-pitch-heldout", "notebook-cnn1d-heldout", "linear probe (no bundle)", "mystery"]
+    assert list(named["benchmark"]) == list(rows["model"])
+    assert ev.eta_text(None) == "" and ev.eta_text(12) == "about 10 s left" and ev.eta_text(600) == "about 10 min left"
 
 
 # --- jobs ---------------------------------------------------------------------------------------
@@ -317,6 +470,49 @@ def test_job_cancel_is_seen_by_the_target():
     job.cancel()
     assert job.join(10)
     assert job.snapshot().state == "cancelled" and job.snapshot().result == "partial"
+
+
+def test_a_cancelled_job_never_reads_finished():
+    def target(report, should_stop):
+        for e in range(1, 100):
+            report({"stage": "epoch", "epoch": e, "epochs": 100, "accuracy": 0.5})
+            if should_stop():
+                report({"stage": "done", "done": 1, "total": 1})  # training reports "done" even when stopped
+                return "partial"
+            time.sleep(0.01)
+        return "never"
+
+    job = BackgroundJob(target).start()
+    time.sleep(0.05)
+    job.cancel()
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.state == "cancelled" and snap.fraction < 1.0
+    assert snap.message.startswith("cancelled (epoch ") and "finished" not in snap.message
+
+
+def test_a_job_says_what_it_does_before_its_first_event_and_estimates_the_time_left():
+    gate = threading.Event()
+    seen = threading.Event()
+
+    def target(report, should_stop):
+        gate.wait(10)
+        for i in range(0, 5):
+            report({"stage": "predict", "done": i, "total": 10})
+            time.sleep(0.05)
+        seen.set()
+        gate.clear()
+        gate.wait(10)
+        return "ok"
+
+    job = BackgroundJob(target, starting="starting: loading TensorFlow and the encoder").start()
+    assert job.snapshot().message == "starting: loading TensorFlow and the encoder" and job.snapshot().eta_s is None
+    gate.set()
+    assert seen.wait(10)
+    snap = job.snapshot()
+    assert snap.message == "evaluated 4/10 files" and 0.1 < snap.eta_s < 2.0  # about 0.05 s a file, 6 files left
+    gate.set()
+    assert job.join(10)
 
 
 def test_job_cancelled_by_its_target_has_no_result():

@@ -88,6 +88,16 @@ def test_waveform_keeps_peaks():
     assert len(fig.data[0].x) <= 500
     assert np.max(fig.data[0].y) == pytest.approx(0.9)
     assert fig.data[1].fill == "tonexty"
+    assert fig.layout.yaxis.range == pytest.approx((-0.945, 0.945))  # its own peak, a little room
+
+
+def test_waveforms_side_by_side_can_share_one_scale():
+    quiet = dv.waveform_frame(np.full(1600, 0.1, np.float32), sr=16_000)
+    loud = dv.waveform_frame(np.full(1600, 0.8, np.float32), sr=16_000)
+    peak = dv.shared_peak(np.full(1600, 0.1, np.float32), np.full(1600, -0.8, np.float32))
+    assert peak == pytest.approx(0.8)
+    ranges = [plots.waveform(f, peak=peak).layout.yaxis.range for f in (quiet, loud)]
+    assert ranges[0] == ranges[1] == pytest.approx((-0.84, 0.84))
 
 
 def test_spectrogram_is_log_frequency_and_finds_the_tone():
@@ -99,15 +109,30 @@ def test_spectrogram_is_log_frequency_and_finds_the_tone():
     z = np.asarray(fig.data[0].z)
     peak = np.asarray(fig.data[0].y)[np.argmax(z.mean(axis=1))]
     assert 900 < peak < 1100
+    # the frequency axis reads in Hz and kHz (plotly's own log ticks read "5, 2, 1000, 5, 2, 100")
+    assert list(fig.layout.yaxis.tickvals) == [50, 100, 200, 500, 1000, 2000, 4000, 8000]
+    assert list(fig.layout.yaxis.ticktext) == ["50 Hz", "100 Hz", "200 Hz", "500 Hz", "1 kHz", "2 kHz", "4 kHz", "8 kHz"]
+    assert fig.layout.yaxis.title.text == "frequency"
+    assert plots.frequency_label(22050) == "22.05 kHz" and plots.frequency_label(60) == "60 Hz"
 
 
 def test_feature_values_seed_and_matrix():
     frame = dv.feature_frame(np.arange(162, dtype=np.float32), kind="notebook162")
     fig = plots.feature_values(frame)
     assert [len(t.x) for t in fig.data] == [14, 20, 128]
-    assert fig.data[2].x[0] == "mel_1"
-    heat = plots.feature_values(dv.feature_frame(np.ones((50, 64), np.float32), kind="logmel"))
+    # every bar labelled: ZCR, the twelve pitch classes, RMS; MFCC and mel bands numbered from 1
+    assert list(fig.data[0].x) == ["ZCR", *plots.PITCH_CLASSES, "RMS"]
+    assert list(fig.data[0].y) == [0, *range(1, 13), 33]  # the notebook's order: zcr, chroma 1-12, mfcc 1-20, rms, mel
+    assert list(fig.data[1].x) == list(range(1, 21)) and list(fig.data[2].x)[:2] == [1, 2]
+    assert [c[0] for c in fig.data[2].customdata[:2]] == ["mel_1", "mel_2"]  # hover names the feature
+    assert [a.text for a in fig.layout.annotations][1] == "MFCC (timbre): coefficients 1-20"
+    assert fig.layout.xaxis2.title.text == "coefficient" and fig.layout.xaxis3.title.text == "mel band"
+    assert fig.layout.xaxis.showticklabels is not False
+    heat = plots.feature_values(dv.feature_frame(np.ones((50, 64), np.float32), kind="logmel"), kind="logmel")
     assert np.asarray(heat.data[0].z).shape == (64, 50)
+    assert heat.layout.yaxis.title.text == "mel band (low to high frequency)" and heat.layout.xaxis.title.text == "frame"
+    enc = plots.feature_values(dv.feature_frame(np.ones((50, 512), np.float32), kind="encoder"), kind="encoder")
+    assert enc.layout.xaxis.title.text == "encoder frame (20 ms each)"
 
 
 def test_probabilities_most_likely_on_top():
@@ -164,6 +189,10 @@ def test_training_curves():
     ]
     assert list(fig.data[3].y) == [0.2, 0.3, 0.35]
     assert plots.training_curves(pd.DataFrame()).layout.annotations[-1].text == "Waiting for the first epoch"
+    assert all("No validation" not in a.text for a in fig.layout.annotations)
+    alone = plots.training_curves(history[["epoch", "loss", "accuracy"]])
+    assert [t.name for t in alone.data] == ["training", "training"]
+    assert alone.layout.annotations[-1].text == "No validation curve: the split left no speaker for validation"
 
 
 def test_metrics_by_corpus_and_model_comparison():
@@ -184,3 +213,4 @@ def test_metrics_by_corpus_and_model_comparison():
     assert [a.text for a in fig.layout.annotations] == ["RAVDESS", "overall"]  # overall last
     assert [t.showlegend for t in fig.data] == [True, True, False, False]  # one legend entry per condition
     assert list(fig.data[0].y) == [0.3, 0.6]
+    assert fig.layout.yaxis.tickformat == ".0%" and "%{y:.1%}" in fig.data[0].hovertemplate  # scores as percentages

@@ -88,28 +88,73 @@ def test_timeline_draws_speech_too_short_to_judge_in_grey(timeline):
     assert short.marker.color == "#DDDDDD"
 
 
+def expected_regions(role: str) -> list[tuple[float, float]]:
+    """Per judged region of ``role``: the first window's start and the last window's end (GENERATED_CALL)."""
+    return [(start, end) for who, start, end, plan in GENERATED_CALL if who == role and plan]
+
+
 def test_timeline_has_one_sentiment_line_per_party_below_the_segments(timeline):
     lines = {name: t for name, t in traces(timeline, "scatter").items() if name.endswith(" sentiment")}
     assert list(lines) == ["agent sentiment", "customer sentiment"]
     for role, line in zip(("agent", "customer"), lines.values(), strict=True):
         assert line.mode == "lines" and line.xaxis == "x2" and line.yaxis == "y2" and not line.connectgaps
         y = np.asarray(line.y, float)
+        t = seconds(line.x)
         regions = expected_window_sentiments(role)
-        # each region's windows in order, a two-point break (NaN) between regions
-        assert np.isnan(y).sum() == 2 * (len(regions) - 1)
-        points = y[~np.isnan(y)]
-        assert len(points) > 1
-        assert points == pytest.approx([v for region in regions for v in region])
-        t = seconds(line.x)[~np.isnan(y)]
-        assert np.all(np.diff(t) > 0)  # window centres, left to right
+        # one break (NaN) between regions; each region drawn from its first window's start to its last window's end
+        assert np.isnan(y).sum() == len(regions) - 1
+        runs = np.split(np.arange(len(y)), np.flatnonzero(np.isnan(y)))
+        runs = [r[~np.isnan(y[r])] for r in runs]
+        assert len(runs) == len(regions)
+        for run, values, (start, end) in zip(runs, regions, expected_regions(role), strict=True):
+            assert len(run) >= 2  # plotly draws a line through two points or more, never through one
+            assert t[run][0] == pytest.approx(start) and t[run][-1] == pytest.approx(end)
+            assert y[run] == pytest.approx([values[0], *values, values[-1]])  # flat to the edges, windows at centres
+            assert np.all(np.diff(t[run]) > 0)
     customer = np.asarray(lines["customer sentiment"].y, float)
     assert np.nanmin(customer) == pytest.approx(sentiment_of("angry", 0.9))
-    assert timeline.layout.yaxis2.title.text == "sentiment" and timeline.layout.yaxis2.range == (-1.05, 1.05)
+    assert timeline.layout.yaxis2.title.text == "sentiment" and timeline.layout.yaxis2.range == pt.SENTIMENT_RANGE
+
+
+def test_a_turn_judged_on_one_window_is_still_a_line(call_analysis):
+    """Issue 14: in a real call most turns are 1-4 s, one window each; the old line was one point per turn."""
+    w = call_analysis.windows
+    single = w.groupby(["role", "region"], sort=False).head(1)  # one window per region, as short turns give
+    series = pt.sentiment_series(single[single["role"] == "customer"])
+    regions = expected_regions("customer")
+    assert series["sentiment"].isna().sum() == len(regions) - 1
+    drawn = series.dropna()
+    assert drawn.groupby("region").size().min() >= 2
+    first = single[single["role"] == "customer"].iloc[0]
+    assert list(drawn["t"][:3]) == pytest.approx([first["start_s"], (first["start_s"] + first["end_s"]) / 2, first["end_s"]])
+    fig = pt.timeline_figure(call_analysis.segments, single, roles=call_analysis.roles, duration_s=60.0)
+    for name in ("agent sentiment", "customer sentiment"):
+        y = np.asarray(traces(fig)[name].y, float)
+        assert np.isfinite(y).sum() > 1
+        assert np.all(pd.Series(y).rolling(2).count().max() == 2)  # two finite points in a row: a visible segment
+
+
+def test_a_partys_silences_are_joined_by_a_faint_dotted_line(timeline):
+    joins = traces(timeline)["customer (not speaking)"]
+    assert joins.line.dash == "dot" and joins.opacity < 1 and joins.showlegend is False
+    assert joins.legendgroup == traces(timeline)["customer sentiment"].legendgroup == "customer"
+    t, y = seconds(joins.x), np.asarray(joins.y, float)
+    # from the end of the customer's first judged region (22 s) to the start of the next (32 s), then a break
+    assert list(t[:2]) == pytest.approx([22.0, 32.0]) and np.isnan(y[2])
+    assert y[0] == pytest.approx(sentiment_of("angry", 0.7)) and y[1] == pytest.approx(sentiment_of("angry", 0.9))
+
+
+def test_the_legend_sits_below_the_plot_and_the_title_at_the_top_left(timeline):
+    """At 800 px the legend wraps; under the plot it grows downwards instead of over the title."""
+    assert timeline.layout.legend.orientation == "h" and timeline.layout.legend.yanchor == "top"
+    assert timeline.layout.legend.y < 0
+    assert timeline.layout.title.x == 0 and timeline.layout.title.yref == "container"
 
 
 def test_timeline_marks_the_worst_moments_in_order(timeline, call_analysis):
     worst = traces(timeline)["worst moments"]
     assert worst.mode == "markers+text" and worst.marker.symbol == "triangle-down"
+    assert worst.textposition == "top center" and worst.cliponaxis is False  # numbers near -1 are not cut off
     assert worst.xaxis == "x2" and worst.yaxis == "y2"
     assert list(worst.text) == ["1", "2"]
     # most negative first: the strongly angry stretch at 32-44 s, then the angry end of the first turn
@@ -125,7 +170,15 @@ def test_timeline_time_axis_is_a_clock_over_the_whole_call(timeline):
     for axis in (timeline.layout.xaxis, timeline.layout.xaxis2):
         assert axis.type == "date" and axis.tickformat == "%M:%S"
         assert list(seconds(axis.range)) == [0.0, 60.0]
-    assert timeline.layout.height == 260 + 60 * 2
+    assert timeline.layout.height == 300 + 60 * 2
+
+
+def test_a_live_timeline_marks_where_the_replay_is(call_analysis):
+    r = call_analysis
+    fig = pt.timeline_figure(r.segments, r.windows, roles=r.roles, duration_s=60.0, now_s=30.0)
+    now = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1]
+    assert len(now) == 2 and {s.xref for s in now} == {"x", "x2"}  # across both panels
+    assert seconds([s.x0 for s in now]) == pytest.approx([30.0, 30.0])
 
 
 def test_timeline_of_a_long_call_shows_hours(call_analysis):
@@ -169,12 +222,15 @@ def test_probabilities_of_a_silent_party_say_so(call_analysis):
 def test_sentiment_figure_has_one_line_per_party_that_spoke(call_analysis):
     r = call_analysis
     fig = pt.sentiment_figure(r.windows, roles=["agent", "customer", "supervisor"], duration_s=r.duration_s)
-    assert [t.name for t in fig.data] == ["agent", "customer"]  # nobody on a third channel: no line
-    for t in fig.data:
+    lines = [t for t in fig.data if t.showlegend is not False]
+    assert [t.name for t in lines] == ["agent", "customer"]  # nobody on a third channel: no line
+    for t in lines:
         y = np.asarray(t.y, float)
         assert (~np.isnan(y)).sum() > 1
-        assert y[~np.isnan(y)] == pytest.approx([v for region in expected_window_sentiments(t.name) for v in region])
-    assert fig.data[0].line.color != fig.data[1].line.color
+        assert y[~np.isnan(y)] == pytest.approx(
+            [v for region in expected_window_sentiments(t.name) for v in (region[0], *region, region[-1])]
+        )
+    assert lines[0].line.color != lines[1].line.color
     assert fig.layout.yaxis.title.text == "sentiment" and fig.layout.xaxis.tickformat == "%M:%S"
     empty = pt.sentiment_figure(r.windows.iloc[:0], roles=r.roles, duration_s=60.0)
     assert not empty.data and empty.layout.annotations[0].text == "No judged speech yet."

@@ -88,6 +88,11 @@ class EvaluationSource:
     warning: str | None = None
 
 
+def _n(count: int, word: str) -> str:
+    """``3 speakers``, ``1 speaker``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _speakers(training: dict, key: str) -> list[str]:
     return [str(s) for s in (training.get(key) or [])]
 
@@ -126,7 +131,7 @@ def evaluation_source(info: BundleInfo) -> EvaluationSource:
         if differences:
             detail += " Settings that differ: " + "; ".join(differences) + "."
         return EvaluationSource(
-            label=f"figures of {sibling} (same recipe, {len(run_test)} held-out speakers), not of {name} itself",
+            label=f"figures of {sibling} (same recipe, {_n(len(run_test), 'held-out speaker')}), not of {name} itself",
             detail=detail,
             own=False,
             from_bundle=sibling,
@@ -140,8 +145,8 @@ def evaluation_source(info: BundleInfo) -> EvaluationSource:
                 detail=f"**{name}**'s card holds speaker-independent figures but does not list its training and test speakers.",
             )
         return EvaluationSource(
-            label=f"held-out speakers of its own training run ({len(test)} speakers never heard in training)",
-            detail=f"**{name}** was trained on {len(train)} speakers and tested on {len(test)} others it never heard.",
+            label=f"held-out speakers of its own training run ({_n(len(test), 'speaker')} never heard in training)",
+            detail=f"**{name}** was trained on {_n(len(train), 'speaker')} and tested on {len(test)} others it never heard.",
             test_speakers=test,
         )
     if split == "random":
@@ -167,7 +172,7 @@ def fresh_source(info: BundleInfo, predictions: pd.DataFrame) -> EvaluationSourc
     train = set(_speakers(training, "train_speakers"))
     speakers = sorted(predictions["speaker"].astype(str).unique()) if "speaker" in predictions else []
     heard = [s for s in speakers if s in train]
-    label = f"evaluated now on the data folder ({len(speakers)} speakers)"
+    label = f"evaluated now on the data folder ({_n(len(speakers), 'speaker')})"
     warning = None
     if heard:
         label += f"; {info.name} heard {len(heard)} of them in training"

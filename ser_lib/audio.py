@@ -346,14 +346,15 @@ class _Decoder:
         )
 
     def _check_length(self) -> None:
-        """At the real end: the data must not fall well short of an exact header length."""
+        """At the real end: the data must not fall short of an exact header length by more than
+        :data:`MIN_SECONDS` or 1% (a few damaged frames a decoder skips are let through)."""
         if self.expected is None:
             return
-        slack = max(int(0.1 * self.sample_rate), self.expected // 100)
+        slack = max(int(MIN_SECONDS * self.sample_rate), self.expected // 100)
         if self.position < self.expected - slack:
             raise UnreadableAudioError(
-                f"{self.name} is truncated: its header announces {self.expected / self.sample_rate:.1f} s but only "
-                f"{self.position / self.sample_rate:.1f} s could be decoded. Copy or export the recording again."
+                f"{self.name} is truncated or damaged: its header announces {self.expected / self.sample_rate:.2f} s but "
+                f"only {self.position / self.sample_rate:.2f} s could be decoded. Copy or export the recording again."
             )
 
 

@@ -297,14 +297,17 @@ def _peak_rss_reset() -> None:
         pass
 
 
-def _peak_rss() -> int:
+def _peak_rss(status: str = "/proc/self/status") -> int | None:
+    """Peak resident bytes (VmHWM) of a process since its last reset; this process's ru_maxrss elsewhere."""
     try:
-        with open("/proc/self/status") as f:
+        with open(status) as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    if status != "/proc/self/status":
+        return None
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -393,9 +396,10 @@ def run_mutants(
         while True:
             ready, _, _ = select.select([proc.stdout], [], [], 1.0)
             if current is not None and time.monotonic() - started > case_seconds:
+                peak = _peak_rss(f"/proc/{proc.pid}/status")  # how far the case had got
                 proc.kill()
                 proc.wait()
-                results[current] = _failed(current, "HANG", time.monotonic() - started)
+                results[current] = _failed(current, "HANG", time.monotonic() - started, peak)
                 first = current + 1
                 break
             if not ready:
@@ -420,13 +424,13 @@ def run_mutants(
     return [dict(r, fmt=m.fmt, what=m.what) for r, m in zip(results, mutants, strict=True)]
 
 
-def _failed(index: int, outcome: str, seconds: float) -> dict:
+def _failed(index: int, outcome: str, seconds: float, peak: int | None = None) -> dict:
     return {
         "done": index,
         "outcomes": dict.fromkeys(ENTRY_POINTS, outcome),
         "frames": {},
         "seconds": seconds,
-        "peak_bytes": None,
+        "peak_bytes": peak,
         "info_seconds": None,
     }
 

@@ -405,7 +405,8 @@ def test_cli_analyze_calls_is_resumable(bundle, call, tmp_path, capsys):
     sf.write(folder / "b.flac", np.zeros((SR * 3, 2), np.float32), SR)
     (folder / "c.wav").write_text("broken")
     out = tmp_path / "results.csv"
-    assert _cli(["analyze-calls", str(folder), "--out", str(out), "--model", str(bundle.path), "--no-progress"]) == 0
+    # exit 1: one input (c.wav) failed, the others were analysed
+    assert _cli(["analyze-calls", str(folder), "--out", str(out), "--model", str(bundle.path), "--no-progress"]) == 1
     rows = list(csv.DictReader(out.open()))
     assert [(r["file"], r["role"]) for r in rows] == [
         ("a.wav", "agent"),

@@ -40,7 +40,7 @@ import pandas as pd
 
 from . import __version__
 from .audio import AudioSource, resample, source_name, validate_audio
-from .config import EMOTIONS, MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SAMPLE_RATE, default_model_path
+from .config import EMOTIONS, MAX_CLIP_SECONDS, MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SAMPLE_RATE, default_model_path
 from .errors import BundleError, ParameterError, SERError
 from .features import window_frames
 from .frontends import EncoderFrontEnd, FrontEnd, LogMelFrontEnd, NotebookFrontEnd, frontend_from_settings
@@ -466,7 +466,7 @@ class ModelBundle:
     def source_features(self, source: AudioSource) -> np.ndarray:
         """What the network's input sees for a file (or bytes): decoded by the front end, as in training."""
         fe = self.frontend
-        y = fe.load(source)
+        y = fe.load(source, max_seconds=MAX_CLIP_SECONDS)  # a clip: longer recordings are analysed as calls
         validate_audio(y, sr=fe.sample_rate, name=source_name(source))
         if isinstance(fe, NotebookFrontEnd):
             return self._scaled(fe.features(y, fe.sample_rate, cropped=True))

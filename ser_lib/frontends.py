@@ -33,6 +33,11 @@ from .errors import BundleError
 from .features import WHISPER_FRAME_RATE, notebook_features
 
 
+def _load(source: AudioSource, sr: int, max_seconds: float | None) -> np.ndarray:
+    """``load_audio`` at ``sr``, with the caller's duration limit (default: the library's)."""
+    return load_audio(source, sr=sr) if max_seconds is None else load_audio(source, sr=sr, max_seconds=max_seconds)
+
+
 @dataclass(frozen=True)
 class NotebookFrontEnd:
     """The notebook's front end: 2.5 s from 0.6 s in, at 22,050 Hz, 162 averaged features.
@@ -55,9 +60,9 @@ class NotebookFrontEnd:
             start = 0
         return y[start : start + int(self.duration * self.sample_rate)]
 
-    def load(self, source: AudioSource) -> np.ndarray:
+    def load(self, source: AudioSource, *, max_seconds: float | None = None) -> np.ndarray:
         """Decode ``source`` straight to 22,050 Hz (one resampling from the file's own rate) and crop."""
-        return self.crop(load_audio(source, sr=self.sample_rate))
+        return self.crop(_load(source, self.sample_rate, max_seconds))
 
     def features(self, y: np.ndarray, sr: int, *, cropped: bool = False) -> np.ndarray:
         """``y`` at ``sr`` -> features [shape=(162,)]; ``cropped``: ``y`` is already :meth:`load`'s output."""
@@ -100,9 +105,9 @@ class LogMelFrontEnd:
         out[start : start + len(y)] = y
         return out
 
-    def load(self, source: AudioSource) -> np.ndarray:
+    def load(self, source: AudioSource, *, max_seconds: float | None = None) -> np.ndarray:
         """Decode ``source`` at 16 kHz, mono."""
-        return load_audio(source, sr=self.sample_rate)
+        return _load(source, self.sample_rate, max_seconds)
 
     def features(self, y: np.ndarray, sr: int, *, rng: np.random.Generator | None = None) -> np.ndarray:
         """``y`` at ``sr`` -> log-mel [shape=(n_frames, n_mels)], float32 (dB / 80)."""
@@ -157,9 +162,9 @@ class EncoderFrontEnd:
         """The loaded encoder (shared in this process)."""
         return shared_encoder(self.backbone, threads=threads)
 
-    def load(self, source: AudioSource) -> np.ndarray:
+    def load(self, source: AudioSource, *, max_seconds: float | None = None) -> np.ndarray:
         """Decode ``source`` at 16 kHz, mono."""
-        return load_audio(source, sr=self.sample_rate)
+        return _load(source, self.sample_rate, max_seconds)
 
     def features(self, y: np.ndarray, sr: int, *, threads: int | None = None) -> np.ndarray:
         """Encoder frames of ``y`` at ``sr`` [shape=(ceil(n / 320), dim)], float32."""

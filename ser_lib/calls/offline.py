@@ -24,7 +24,7 @@ import numpy as np
 
 from ..audio import AudioSource, audio_info, iter_blocks
 from ..audio import check_complete as _check_complete
-from ..config import SAMPLE_RATE
+from ..config import MAX_CALL_SECONDS, SAMPLE_RATE
 from ..errors import EmptyAudioError, ParameterError
 from ..progress import ProgressCallback, report
 from .engine import StreamingAnalyzer
@@ -88,6 +88,7 @@ def analyze_call(
     block_seconds: float = 30.0,
     chunk_s: float | None = None,
     name: str | None = None,
+    max_seconds: float = MAX_CALL_SECONDS,
     **kwargs,
 ) -> CallAnalysis:
     """Emotion over a whole call, streamed from disk block by block (memory stays flat).
@@ -113,6 +114,9 @@ def analyze_call(
         Encoder chunk length (default :attr:`TimelineSettings.chunk_s`).
     name : str or None
         Names the call in messages and the result (default: the file name).
+    max_seconds : float
+        Longest call accepted (default :data:`~ser_lib.config.MAX_CALL_SECONDS`, 4 hours; the
+        dashboard passes :data:`~ser_lib.config.MAX_UPLOAD_SECONDS`), checked while decoding.
     **kwargs
         Overrides of single :class:`TimelineSettings` fields (``window_s``, ``hop_s``, ...).
 
@@ -166,7 +170,7 @@ def analyze_call(
     total = info.duration
     if isinstance(source, bytes):
         source = _NamedBytes(source, label)
-    for block in iter_blocks(source, sr=SAMPLE_RATE, block_seconds=block_seconds):
+    for block in iter_blocks(source, sr=SAMPLE_RATE, block_seconds=block_seconds, max_seconds=max_seconds):
         analyzer.feed(block)
         release_memory()
         report(progress, "analyse", min(analyzer.position_s, total), total)

@@ -184,14 +184,17 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
 RESERVATION = ".reserved"
 
 
-def reserve_folder(folder: str | os.PathLike, *, overwrite: bool = False, hint: str = "pass overwrite=True") -> Path:
-    """Claim ``folder`` for a bundle about to be written, atomically, and return the claim file.
+def reserve_folder(folder: str | os.PathLike, *, overwrite: bool = False, hint: str = "pass overwrite=True") -> str:
+    """Claim ``folder`` for a bundle about to be written, atomically, and return the claim's token.
 
     Two trainings asking for the same name: the first creates ``folder/.reserved`` (``O_EXCL``),
     the second is told the name is taken. Without ``overwrite`` the folder must not hold a bundle
     already (:func:`check_bundle_target`). :func:`release_folder` gives the claim back; saving a
-    bundle into the folder replaces it (the claim goes with it).
+    bundle into the folder replaces it (the claim goes with it). The token lets
+    :func:`release_folder` remove this claim only, never a later one by someone else.
     """
+    import uuid
+
     p = check_bundle_target(folder, overwrite=overwrite, hint=hint) if not overwrite else Path(folder).expanduser()
     p.mkdir(parents=True, exist_ok=True)
     claim = p / RESERVATION
@@ -202,15 +205,25 @@ def reserve_folder(folder: str | os.PathLike, *, overwrite: bool = False, hint: 
             f"{p} is being written by another training right now (it holds {RESERVATION}): choose another name, "
             f"or wait for that run to finish."
         ) from None
+    token = uuid.uuid4().hex
     with os.fdopen(fd, "w") as f:
-        f.write(f"pid {os.getpid()}\n")
-    return claim
+        f.write(f"pid {os.getpid()} token {token}\n")
+    return token
 
 
-def release_folder(folder: str | os.PathLike) -> None:
-    """Give back a claim made by :func:`reserve_folder` (remove the folder if nothing else is in it)."""
+def release_folder(folder: str | os.PathLike, token: str | None = None) -> None:
+    """Give back a claim made by :func:`reserve_folder` (and the folder, if nothing else is in it).
+
+    With ``token``, only the claim that :func:`reserve_folder` returned it for is removed.
+    """
     p = Path(folder).expanduser()
-    (p / RESERVATION).unlink(missing_ok=True)
+    claim = p / RESERVATION
+    try:
+        held = claim.read_text()
+    except OSError:
+        held = None
+    if held is not None and (token is None or token in held):
+        claim.unlink(missing_ok=True)
     try:
         p.rmdir()
     except OSError:

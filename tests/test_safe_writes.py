@@ -119,11 +119,13 @@ def test_a_bundle_save_killed_midway_leaves_the_previous_bundle_loadable(tmp_pat
 
 def test_two_trainings_cannot_claim_one_name(tmp_path):
     folder = tmp_path / "models" / "mine"
-    claim = reserve_folder(folder)
-    assert claim == folder / RESERVATION and claim.read_text().startswith("pid ")
+    token = reserve_folder(folder)
+    assert token in (folder / RESERVATION).read_text()
     with pytest.raises(BundleError, match="being written by another training right now"):
         reserve_folder(folder)
-    release_folder(folder)
+    release_folder(folder, "not-the-token")  # someone else's release leaves the claim alone
+    assert (folder / RESERVATION).is_file()
+    release_folder(folder, token)
     assert not folder.exists()
     reserve_folder(folder)  # free again
 
@@ -240,3 +242,23 @@ def test_a_training_claims_its_name_before_it_starts(tmp_path, capsys):
     code, _, err = _cli("train", "--data", str(tmp_path / "nodata"), "--out", str(folder), capsys=capsys)
     assert code == 2 and not folder.exists()  # a failed run gives its claim back
     assert Path(tmp_path).is_dir()
+
+
+def test_two_dashboard_trainings_cannot_take_the_same_name(tmp_path):
+    """Two users on the Training page asking for one name: the second is refused when it asks,
+    before any training, and the first keeps its claim."""
+    import pandas as pd
+
+    from ser_lib.app.jobs import training_job
+    from ser_lib.training import TrainConfig
+
+    folder = tmp_path / "models" / "shared-name"
+    manifest = pd.DataFrame({"path": [], "corpus": [], "speaker": [], "emotion": []})
+    first = training_job(manifest, TrainConfig(model_type="notebook_cnn1d", epochs=1), save_to=folder)
+    with pytest.raises(BundleError, match="being written by another training right now"):
+        training_job(manifest, TrainConfig(model_type="notebook_cnn1d", epochs=1), save_to=folder)
+    assert (folder / RESERVATION).is_file()
+    first.start()
+    assert first.join(120)
+    assert first.snapshot().state == "failed"  # nothing to train on: it fails, and gives the name back
+    assert not folder.exists()

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ParameterError, SERError
-from ..io import check_bundle_target, holds_bundle
+from ..io import check_bundle_target, holds_bundle, release_folder, reserve_folder
 from ..progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -286,8 +286,17 @@ def training_job(manifest: pd.DataFrame, config, *, save_to: Path | None = None,
     """
     if getattr(config, "n_jobs", 0) is None and len(manifest) < SMALL_SET:
         config = replace(config, n_jobs=1)  # a process pool costs more than it saves here
+    # claim the name now, atomically: a second user asking for it is told at once, not after training
+    token = reserve_folder(save_to, overwrite=overwrite, hint="tick 'overwrite'") if save_to is not None else None
 
     def target(report: Report, should_stop: ShouldStop) -> TrainingOutcome:
+        try:
+            return _supervise(report, should_stop)
+        finally:
+            if save_to is not None:
+                release_folder(save_to, token)  # a no-op once the saved bundle replaced the claim
+
+    def _supervise(report: Report, should_stop: ShouldStop) -> TrainingOutcome:
         ctx = get_context("spawn")
         events, stop = ctx.Queue(), ctx.Event()
         worker = ctx.Process(

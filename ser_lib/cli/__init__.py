@@ -82,12 +82,11 @@ def cmd_train(args) -> int:
         raise SERError(f"{out} is the shipped default model: pass --overwrite to replace it, or choose another --out.")
     held_out = read_card(args.metrics_from) if args.metrics_from else None  # checked before hours of training
     # claim the name now: a second training asking for it is told so at once, not after its work
-    reserve_folder(out, overwrite=args.overwrite, hint="pass --overwrite")
+    token = reserve_folder(out, overwrite=args.overwrite, hint="pass --overwrite")
     try:
         return _train_into(args, out, held_out)
-    except BaseException:
-        release_folder(out)
-        raise
+    finally:
+        release_folder(out, token)  # a no-op once the saved bundle replaced the claim
 
 
 def _train_into(args, out: Path, held_out: dict | None) -> int:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ser_lib.app import ui as ui
-from ser_lib.app.evaluation_view import METRIC_HELP, evaluation_source, score
+from ser_lib.app.evaluation_view import METRIC_HELP, describe_model, evaluation_source, score
 from ser_lib.app.model_view import summarise_bundle
 from ser_lib.corpora import emotion_counts
 
@@ -38,7 +38,7 @@ with right, ui.guard("Reading the model card"):
         ui.explain_missing_model()
     else:
         summary = summarise_bundle(model)
-        st.markdown(f"**{summary.description}**")
+        st.markdown(f"**{describe_model(model)}**")
         m = summary.metrics
         source = evaluation_source(model)
         if m:

@@ -14,7 +14,6 @@ from ser_lib.app.model_view import (
     load_benchmarks,
     probabilities_frame,
     resolve_clip,
-    summarise_bundle,
     with_file_names,
 )
 from ser_lib.bundle import Prediction
@@ -167,7 +166,7 @@ with ui.guard("Finding the notebook's model"):
 def where_from(name: str, info) -> None:
     """The figures' source in one line, the details and every run's speakers in an expander."""
     source = sources[name]
-    st.markdown(f"**{name}** · figures: {source.label}")
+    st.markdown(f"**{name}** · {source.label}")
     if source.warning:
         st.warning(source.warning, icon=":material/warning:")
     with st.expander(f"Where {name}'s figures come from, and who it was trained and tested on"):
@@ -202,8 +201,7 @@ names = list(results)
 info_of = {by_path[p].name: by_path[p] for p in chosen}
 if len(names) == 1:
     name, res = names[0], results[names[0]]
-    summary = summarise_bundle(info_of[name])
-    st.subheader(summary.description)
+    st.subheader(ev.describe_model(info_of[name]))
     with st.container(border=True, key="evaluation_plain"):
         st.markdown("#### In plain words")
         for line in ev.plain_summary(res, sources[name], name=name, reference=reference):
@@ -236,7 +234,7 @@ else:
         a, b = names
         diff = 100 * (results[b].overall["UA"] - results[a].overall["UA"])
         st.markdown(
-            f"On UA, **{b}** is **{abs(diff):.1f} points {'better' if diff > 0 else 'worse'}** than **{a}**"
+            f"On UA, **{b}** is **{abs(diff):.1f} points {'better' if diff > 0 else 'worse'}** than **{a}**."
             if abs(diff) >= 0.05
             else f"On UA, **{a}** and **{b}** are level."
         )

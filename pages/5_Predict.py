@@ -5,6 +5,7 @@ import streamlit as st
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
 from ser_lib.app import ui as ui
+from ser_lib.app.evaluation_view import describe_model
 from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, judged_table, probabilities_frame, results_table
 from ser_lib.audio import to_wav_bytes
 from ser_lib.config import MAX_CLIP_SECONDS
@@ -23,7 +24,7 @@ with ui.guard(f"Loading {model.name}"):
     bundle = ui.load_bundle(model.path)
 if bundle is None:
     st.stop()
-st.caption(f"Answering: **{bundle.describe()}** · emotions: {', '.join(bundle.labels)}")
+st.caption(f"Answering: **{describe_model(model)}** · emotions: {', '.join(bundle.labels)}")
 
 left, right = st.columns(2, gap="large")
 uploads = left.file_uploader(
@@ -99,4 +100,4 @@ with ui.guard("Drawing the result"):
     with right:
         st.plotly_chart(plots.waveform(dv.waveform_frame(clip.y, sr=clip.sr)), key="predict_wave")
         st.audio(to_wav_bytes(clip.y, sr=clip.sr), format="audio/wav")
-    st.caption(f"Model: {bundle.describe()}")
+    st.caption(f"Model: {describe_model(model)}")

@@ -7,6 +7,7 @@ import streamlit as st
 from ser_lib.app import call_view as cv
 from ser_lib.app import plots_timeline as pt
 from ser_lib.app import ui as ui
+from ser_lib.app.evaluation_view import describe_model
 from ser_lib.calls import DEFAULT_ROLES, TimelineSettings, analyze_call, format_clock, replay
 from ser_lib.config import AUDIO_EXTENSIONS
 
@@ -30,7 +31,7 @@ with ui.guard("Loading the model"):
     bundle = ui.load_bundle(info.path)
 if bundle is None:
     st.stop()
-st.sidebar.caption(f"Model: {bundle.describe()}")
+st.sidebar.caption(f"Model: {describe_model(info)}")
 
 with st.sidebar.expander("Analysis settings"):
     window_s = st.select_slider("Window (s)", [2.0, 2.5, 3.0, 4.0], value=3.0, key="calls_window")
@@ -75,7 +76,15 @@ def show_result(result, player: bytes, mime: str, *, key: str) -> None:
             parties = st.multiselect("Show the segments of", result.roles, default=result.roles, key=f"{key}_parties")
         table = cv.segments_table(result, parties)
         st.caption(f"{len(table)} of {len(result.segments)} segments")
-        st.dataframe(table, hide_index=True, key=f"{key}_segments")
+        st.dataframe(
+            table,
+            hide_index=True,
+            key=f"{key}_segments",
+            column_config={
+                "confidence": st.column_config.NumberColumn(format="%.2f"),
+                "sentiment": st.column_config.NumberColumn(format="%+.2f"),
+            },
+        )
 
     st.subheader("Strongest negative moments")
     table = cv.worst_table(result)
@@ -83,7 +92,15 @@ def show_result(result, player: bytes, mime: str, *, key: str) -> None:
         st.info("No strongly negative moments in this call.", icon=":material/sentiment_satisfied:")
         st.audio(player, format=mime)
     else:
-        st.dataframe(table.drop(columns="start_s"), hide_index=True, key=f"{key}_worst")
+        st.dataframe(
+            table.drop(columns="start_s"),
+            hide_index=True,
+            key=f"{key}_worst",
+            column_config={
+                "confidence": st.column_config.NumberColumn(format="%.2f"),
+                "sentiment": st.column_config.NumberColumn(format="%+.2f"),
+            },
+        )
         pick = st.selectbox(
             "Listen to",
             table["#"].tolist(),
@@ -158,7 +175,8 @@ def live_replay(data: bytes, name: str, roles: tuple, key: tuple, player: bytes,
     if state.state == "not started":
         state.asked = speed
     label = "Start the live replay" if state.state == "not started" else "Replay again"
-    if not st.button(label, type="primary", icon=":material/play_arrow:", key="calls_live_start"):
+    start_box = st.empty()
+    if not start_box.button(label, type="primary", icon=":material/play_arrow:", key="calls_live_start"):
         if state.state == "not started":
             st.info(state.text(), icon=":material/play_circle:")
         elif state.state == "finished":
@@ -173,7 +191,8 @@ def live_replay(data: bytes, name: str, roles: tuple, key: tuple, player: bytes,
 
     state = cv.ReplayProgress(key=(key, roles), state="running", asked=speed)
     st.session_state["calls_replay"] = state
-    st.button("Stop", key="calls_live_stop", icon=":material/stop:")  # a click reruns the page, which ends the replay
+    with start_box:  # while it runs, the start button becomes Stop; a click reruns the page, which ends the replay
+        st.button("Stop", key="calls_live_stop", icon=":material/stop:")
     sync_box = None
     if speed is not None:
         with st.container(key="calls_live_audio"):
@@ -212,6 +231,7 @@ def live_replay(data: bytes, name: str, roles: tuple, key: tuple, player: bytes,
                         speech=partial.speech,
                         now_s=update.position_s,
                         title="Emotion so far (live)",
+                        empty="Nothing judged yet: a window's emotion is final about a second after its speech.",
                     ),
                     key=f"calls_live_{int(now * 1000)}",
                 )

@@ -379,14 +379,14 @@ def test_evaluation_source_of_other_protocols():
 
     own = {"training": {"split": "speaker", "train_speakers": ["A_1", "A_2"], "test_speakers": ["A_3"]}, "metrics": {}}
     label = ev.evaluation_source(_info("m", own)).label
-    assert label == "held-out speakers of its own training run (1 speaker never heard in training)"
+    assert label == "figures on held-out speakers of its own training run (1 speaker never heard in training)"
     rnd = {"training": {"split": "random", "test_speakers": ["A_1"]}, "metrics": {}}
     assert "optimistic" in ev.evaluation_source(_info("r", rnd)).warning
     none = {"training": {"split": "none"}, "metrics": {"held_out": False}}
-    assert ev.evaluation_source(_info("n", none)).label == "no held-out evaluation"
+    assert ev.evaluation_source(_info("n", none)).label == "no held-out figures"
     preds = pd.DataFrame({"speaker": ["A_1", "A_3", "B_9"]})
     fresh = ev.fresh_source(_info("m", own), preds)
-    assert fresh.label == "evaluated now on the data folder (3 speakers); m heard 1 of them in training"
+    assert fresh.label == "figures evaluated now on the data folder (3 speakers); m heard 1 of them in training"
     assert "trained on 1 of the 3 speakers" in fresh.warning
 
 

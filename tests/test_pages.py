@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 import warnings
@@ -197,6 +198,9 @@ def test_home_shows_counts_and_model(with_data, manifest):
     assert all(m.help for m in at.metric)  # each says what it means
     assert "tiny" in texts(at.markdown)
     assert "held-out speakers of its own training run" in texts(at.caption)
+    # the links to the other pages are links, not "(page not installed)"
+    assert "page not installed" not in texts(at.markdown)
+    assert len(at.get("page_link")) == 7
 
 
 def test_home_says_where_the_shipped_models_figures_come_from(monkeypatch, tmp_path):
@@ -210,9 +214,10 @@ def test_home_says_where_the_shipped_models_figures_come_from(monkeypatch, tmp_p
     assert f"figures of {sibling} (same recipe, 22 held-out speakers), not of default itself" in texts(at.caption)
 
 
-def test_data_folder_is_remembered_across_pages(with_data, tmp_path):
+def test_data_folder_is_remembered_across_pages(with_data, tmp_path, monkeypatch):
     from conftest import build_fake_corpus
 
+    monkeypatch.setenv("SER_DATA_ROOTS", f"{with_data[0]}{os.pathsep}{tmp_path}")  # the operator allows both
     other = build_fake_corpus(tmp_path / "other", corpora=("SAVEE",), extras=False)
     at = open_page("Home.py")
     at.sidebar.text_input[0].set_value(str(other)).run()
@@ -450,7 +455,7 @@ def test_evaluation_opens_with_a_summary_in_plain_words(with_data, models_dir):
     assert f"names the right emotion in **{100 * saved['overall']['WA']:.1f}%** of {n:,} clips" in summary
     assert "guessing among 8 emotions would get **12.5%**" in summary
     assert paragraphs[first + 2].startswith("Per corpus (UA): CREMA-D **")
-    assert any(p.startswith("**tiny** · figures: held-out speakers of its own training run") for p in paragraphs)
+    assert any(p.startswith("**tiny** · figures on held-out speakers of its own training run") for p in paragraphs)
 
 
 def test_evaluation_says_where_the_shipped_models_figures_come_from(monkeypatch, tmp_path):
@@ -464,7 +469,7 @@ def test_evaluation_says_where_the_shipped_models_figures_come_from(monkeypatch,
     at = open_page("pages/4_Evaluation.py")
     assert not at.exception, texts(at.exception)
     text = texts(at.markdown)
-    assert f"**default** · figures: figures of {sibling} (same recipe, {len(run['test_speakers'])} held-out speakers)" in text
+    assert f"**default** · figures of {sibling} (same recipe, {len(run['test_speakers'])} held-out speakers)" in text
     assert "saved with the model (held-out speakers)" not in text  # the old, wrong label
     assert f"was trained on {len(card['training']['train_speakers'])} speakers with no test set" in text
     assert f"default heard all {len(run['test_speakers'])} of those speakers in training" in text

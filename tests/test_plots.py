@@ -157,7 +157,8 @@ def test_confusion_matrix_counts_and_normalised(confusion):
     assert fig.layout.yaxis.autorange == "reversed"
     norm = confusion.div(confusion.sum(axis=1), axis=0)
     fig = plots.confusion_matrix(norm, normalised=True)
-    assert fig.data[0].text[1] == ["0.10", "0.50", "0.40"] and fig.data[0].zmax == 1
+    assert fig.data[0].text[1] == ["10%", "50%", "40%"] and fig.data[0].zmax == 1  # scores read as percentages
+    assert fig.layout.title.text == "Confusion matrix (% of each true emotion)"
 
 
 def test_confusion_matrix_static_for_reports(confusion):

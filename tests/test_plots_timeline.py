@@ -208,10 +208,23 @@ def test_probabilities_are_stacked_per_emotion_and_sum_to_one(call_analysis):
     judged = stacked > 0  # between the two regions: a break filled with zeros
     assert (~judged).sum() == 2 and t[~judged] == pytest.approx([22.0, 32.0])  # end of one region, start of the next
     assert stacked[judged] == pytest.approx(np.ones(judged.sum()))
+    # each region drawn from its first window's start to its last window's end (10-22 s, 32-44 s)
+    assert t[judged][[0, -1]] == pytest.approx([10.0, 44.0])
+    assert t[judged][t[judged] < 30][-1] == pytest.approx(22.0) and t[judged][t[judged] > 30][0] == pytest.approx(32.0)
     angry = np.asarray(fig.data[EMOTIONS.index("angry")].y, float)[judged]
-    assert angry[t[judged] > 32].tolist() == pytest.approx([0.9] * 10)  # the second turn: 0.9 angry throughout
+    assert angry[t[judged] >= 32].tolist() == pytest.approx([0.9] * 12)  # the second turn: 0.9 angry throughout
     assert fig.layout.title.text == "Emotion probabilities: customer"
     assert fig.layout.yaxis.title.text == "probability" and fig.layout.yaxis.range == (0, 1)
+
+
+def test_probabilities_of_a_one_window_turn_are_a_block_not_a_spike(call_analysis):
+    w = call_analysis.windows.groupby(["role", "region"], sort=False).head(1)
+    fig = pt.probabilities_figure(w, role="agent", duration_s=60.0, labels=call_analysis.labels)
+    t = seconds(fig.data[0].x)
+    stacked = np.sum([np.asarray(tr.y, float) for tr in fig.data], axis=0)
+    first = w[w["role"] == "agent"].iloc[0]
+    assert t[:3] == pytest.approx([first["start_s"], (first["start_s"] + first["end_s"]) / 2, first["end_s"]])
+    assert stacked[:3] == pytest.approx([1.0, 1.0, 1.0])
 
 
 def test_probabilities_of_a_silent_party_say_so(call_analysis):

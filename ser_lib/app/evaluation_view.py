@@ -141,17 +141,17 @@ def evaluation_source(info: BundleInfo) -> EvaluationSource:
     if split == "speaker" and (test or metrics.get("overall")):
         if not test:  # figures on the card, but no speaker lists to show
             return EvaluationSource(
-                label="held-out speakers of its own training run (the card does not list them)",
+                label="figures on held-out speakers of its own training run (the card does not list them)",
                 detail=f"**{name}**'s card holds speaker-independent figures but does not list its training and test speakers.",
             )
         return EvaluationSource(
-            label=f"held-out speakers of its own training run ({_n(len(test), 'speaker')} never heard in training)",
+            label=f"figures on held-out speakers of its own training run ({_n(len(test), 'speaker')} never heard in training)",
             detail=f"**{name}** was trained on {_n(len(train), 'speaker')} and tested on {len(test)} others it never heard.",
             test_speakers=test,
         )
     if split == "random":
         return EvaluationSource(
-            label="random split over clips (the same speakers on both sides: optimistic)",
+            label="figures on a random split over clips (the same speakers on both sides: optimistic)",
             detail=f"**{name}** was tested on clips chosen at random, so its test speakers were also heard in training; "
             "expect lower figures on new voices.",
             test_speakers=test,
@@ -159,7 +159,7 @@ def evaluation_source(info: BundleInfo) -> EvaluationSource:
             warning="Random split: every test speaker was also heard in training, so these figures are optimistic.",
         )
     return EvaluationSource(
-        label="no held-out evaluation",
+        label="no held-out figures",
         detail=f"**{name}** was trained on every speaker it was given, with no test set: it has no figures on unseen voices.",
         warning=f"{name} has no held-out evaluation: its training left no speaker out.",
     )
@@ -172,7 +172,7 @@ def fresh_source(info: BundleInfo, predictions: pd.DataFrame) -> EvaluationSourc
     train = set(_speakers(training, "train_speakers"))
     speakers = sorted(predictions["speaker"].astype(str).unique()) if "speaker" in predictions else []
     heard = [s for s in speakers if s in train]
-    label = f"evaluated now on the data folder ({_n(len(speakers), 'speaker')})"
+    label = f"figures evaluated now on the data folder ({_n(len(speakers), 'speaker')})"
     warning = None
     if heard:
         label += f"; {info.name} heard {len(heard)} of them in training"
@@ -221,6 +221,35 @@ def speaker_table(info: BundleInfo) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["run", "corpus", "trained on", "held out (test)"])
+
+
+#: What each model type is, in words.
+MODEL_KINDS: dict[str, str] = {
+    "encoder_head": "Whisper-base encoder + CNN head",
+    "logmel_cnn": "2D CNN on log-mel spectrograms",
+    "notebook_cnn1d": "the notebook's 1D CNN on 162 features",
+    "seed_cnn1d": "the notebook's 1D CNN on 162 features",
+}
+
+
+def describe_model(info: BundleInfo) -> str:
+    """One line naming a bundle, what it is and its headline UA with where that comes from:
+    ``"default: Whisper-base encoder + CNN head · UA 71.6% for its recipe (measured on
+    encoder-head-pitch-heldout)"`` (unlike :meth:`ModelBundle.describe`, never a sibling's figure
+    as the bundle's own)."""
+    card = info.card or {}
+    kind = MODEL_KINDS.get(str(card.get("model_type")), str(card.get("model_type", "model")))
+    ua = ((card.get("metrics") or {}).get("overall") or {}).get("UA")
+    source = evaluation_source(info)
+    if not isinstance(ua, (int, float)):
+        tail = " · no held-out figures"
+    elif not source.own:
+        tail = f" · UA {score(ua)} for its recipe (measured on {source.from_bundle})"
+    elif source.heard:
+        tail = f" · UA {score(ua)} (optimistic: its test speakers were heard in training)"
+    else:
+        tail = f" · UA {score(ua)} on unseen speakers"
+    return f"{info.name}: {kind}{tail}"
 
 
 # --- in plain words --------------------------------------------------------------------------------

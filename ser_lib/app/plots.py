@@ -308,11 +308,11 @@ def confusion_matrix(confusion: pd.DataFrame, *, normalised: bool = False, title
 
     ``confusion``: :attr:`EvaluationResult.confusion` or :meth:`EvaluationResult.confusion_normalised`.
     """
-    title = title or ("Confusion matrix (each row sums to 1)" if normalised else "Confusion matrix (files)")
+    title = title or ("Confusion matrix (% of each true emotion)" if normalised else "Confusion matrix (files)")
     if confusion.empty:
         return _empty(title, "No predictions")
     z = confusion.to_numpy(dtype=float)
-    text = [[f"{v:.2f}" if normalised else f"{int(v)}" for v in row] for row in z]
+    text = [[f"{100 * v:.0f}%" if normalised else f"{int(v)}" for v in row] for row in z]
     fig = _figure(title, legend=False, height=max(320, 48 * len(confusion) + 120), xaxis_title="predicted", yaxis_title="true")
     fig.add_heatmap(
         z=z,

@@ -81,19 +81,31 @@ def _labels_of(frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
 
 
 def _with_gaps(windows: pd.DataFrame, columns: Sequence[str], *, fill: float | None) -> pd.DataFrame:
-    """Window centres with a break (``fill`` values) between speech regions, for stacked areas."""
+    """Per speech region: its first window's values from the region's start, each window's values
+    at its centre, its last window's values to the region's end; between regions two rows of
+    ``fill`` (NaN when None), at the end of one and the start of the next. A region judged on a
+    single window is then a flat stretch over the time it covers, not a spike."""
     w = windows.sort_values("start_s")
-    t = ((w["start_s"] + w["end_s"]) / 2).to_numpy(float)
-    values = w[list(columns)].to_numpy(float)
-    region = w["region"].to_numpy()
-    rows_t, rows_v = [], []
-    for i in range(len(w)):
-        if i and region[i] != region[i - 1]:
+    rows_t: list[float] = []
+    rows_v: list[np.ndarray] = []
+    previous_end = None
+    for _, g in w.groupby("region", sort=False):
+        values = g[list(columns)].to_numpy(float)
+        centres = ((g["start_s"] + g["end_s"]) / 2).to_numpy(float)
+        start, end = float(g["start_s"].min()), float(g["end_s"].max())
+        if previous_end is not None:
             gap = np.full(len(columns), np.nan if fill is None else fill)
-            rows_t += [w["end_s"].iloc[i - 1], w["start_s"].iloc[i]]
+            rows_t += [previous_end, start]
             rows_v += [gap, gap]
-        rows_t.append(t[i])
-        rows_v.append(values[i])
+        rows_t.append(start)
+        rows_v.append(values[0])
+        for c, v in zip(centres, values, strict=True):
+            if start < c < end:
+                rows_t.append(float(c))
+                rows_v.append(v)
+        rows_t.append(end)
+        rows_v.append(values[-1])
+        previous_end = end
     return pd.DataFrame(np.array(rows_v).reshape(-1, len(columns)), columns=list(columns)).assign(t=rows_t)
 
 
@@ -185,6 +197,7 @@ def timeline_figure(
     now_s: float | None = None,
     title: str = "Emotion over the call",
     height: int | None = None,
+    empty: str = "No speech to show: the call holds no speech the model could judge.",
 ) -> go.Figure:
     """Segments per party (coloured by emotion) above each party's sentiment line.
 
@@ -206,9 +219,11 @@ def timeline_figure(
         Speech regions; those without a segment (too short to judge) are drawn in grey.
     now_s : float or None
         During a live replay: where the replay is, drawn as a vertical line.
+    empty : str
+        What the figure says when there is no segment (yet).
     """
     if segments is None or segments.empty:
-        return _empty(title, "No speech to show: the call holds no speech the model could judge.")
+        return _empty(title, empty)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
     if speech is not None and not speech.empty and "judged" in speech:
         unjudged = speech[~speech["judged"].astype(bool)]

@@ -22,10 +22,11 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from ..audio import load_audio, to_wav_bytes
-from ..bundle import BundleInfo, ModelBundle, read_card
+from ..bundle import BundleInfo, ModelBundle, list_bundles, read_card
 from ..config import SAMPLE_RATE, data_dir
 from ..corpora import EXPECTED_LAYOUTS, SOURCES, find_corpora
-from ..errors import SERError
+from ..errors import ParameterError, SERError
+from .access import check_data_folder
 from .call_view import ExampleCall
 from .call_view import example_call as build_example_call
 from .model_view import ClipResult, find_bundles, is_active, load_saved_evaluation, model_mtime, models_dir, predict_upload
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 DATA_KEY = "shared_data_dir"
 MODEL_KEY = "shared_model"
 CALL_TIMELINE_PAGE = "pages/6_Call_timeline.py"
-_APP_ROOT = Path(__file__).resolve().parent.parent
+_APP_ROOT = Path(__file__).resolve().parents[2]  # the repository: Home.py and pages/
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -98,7 +99,12 @@ def data_folder_sidebar() -> Path:
     )
     if st.sidebar.button("Rescan the folder", key="shared_rescan", icon=":material/refresh:"):
         _scan.clear()
-    return Path(st.session_state[DATA_KEY]).expanduser()
+    try:
+        return check_data_folder(st.session_state[DATA_KEY])
+    except ParameterError as exc:  # outside what the operator allows: say so, and stay where we were allowed
+        st.sidebar.error(str(exc), icon=":material/block:")
+        st.session_state[DATA_KEY] = str(data_dir())
+        return data_dir()
 
 
 def model_sidebar() -> BundleInfo | None:
@@ -107,6 +113,13 @@ def model_sidebar() -> BundleInfo | None:
     Lists the bundles in ``$SER_MODELS_DIR`` (or ``models/``) and the active one (``$SER_MODEL``).
     """
     bundles = find_bundles()
+    damaged = [b for b in list_bundles(models_dir(), include_damaged=True) if not b.ok]
+    if damaged:  # listed, never allowed to break the page
+        names = ", ".join(b.name for b in damaged[:5]) + (" ..." if len(damaged) > 5 else "")
+        st.sidebar.warning(
+            f"{len(damaged)} damaged bundle(s) left out: {names}. {damaged[0].name}: {damaged[0].error[:300]}",
+            icon=":material/warning:",
+        )
     if not bundles:
         st.sidebar.caption("No trained model found.")
         return None

@@ -21,6 +21,7 @@ from ..audio import AudioInfo, audio_info, load_audio, to_wav_bytes
 from ..calls import CallAnalysis, StreamingAnalyzer, TimelineSettings, format_clock, summarize
 from ..config import SAMPLE_RATE
 from ..errors import ParameterError
+from .access import MAX_MIC_SECONDS, MAX_MIC_TURNS
 from .model_view import named_source
 
 #: Playback speeds offered for the live replay (``None``: as fast as the computer goes). The call's
@@ -146,7 +147,12 @@ class MicConversation:
         key = digest(data)
         if key in self.seen:
             return False
-        y = load_audio(named_source(data, name), sr=SAMPLE_RATE, validate=False)
+        if self.turns >= MAX_MIC_TURNS or self.seconds >= MAX_MIC_SECONDS:
+            raise ParameterError(
+                f"This conversation holds {self.turns} recordings ({self.seconds / 60:.0f} min), the most one keeps "
+                f"({MAX_MIC_TURNS} recordings, {MAX_MIC_SECONDS / 60:.0f} min): start a new conversation to record more."
+            )
+        y = load_audio(named_source(data, name), sr=SAMPLE_RATE, validate=False, max_seconds=MAX_MIC_SECONDS)
         if y.size == 0:
             what = "The recording" if name == "the recording" else f"The recording {name}"
             raise ParameterError(f"{what} is empty: record again and speak for at least a second.")
@@ -159,6 +165,11 @@ class MicConversation:
     @property
     def turns(self) -> int:
         return len(self.seen)
+
+    @property
+    def seconds(self) -> float:
+        """Audio kept so far, gaps included."""
+        return sum(len(y) for y in self.audio) / SAMPLE_RATE
 
     def result(self) -> CallAnalysis:
         return self.analyzer.result(source="the recording")

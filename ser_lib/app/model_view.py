@@ -26,6 +26,7 @@ from ..bundle import CARD_FILE, EVALUATION_FILE, ONNX_FILE, BundleInfo, ModelBun
 from ..config import DEFAULT_MODEL_NAME, EMOTIONS, MAX_CLIP_SECONDS, MODELS_DIR, PROJECT_ROOT, SAMPLE_RATE, default_model_path
 from ..errors import BundleError, ParameterError, SERError
 from ..io import check_bundle_target, holds_bundle
+from .access import is_readable_path, may_replace_default
 
 #: Largest upload the Predict page decodes, in megabytes (``.streamlit/config.toml`` allows more
 #: for the call-timeline page; this is the per-clip limit).
@@ -212,7 +213,7 @@ def resolve_clip(path: str, manifest: pd.DataFrame | None = None) -> str | None:
     Saved evaluations name files where the model was evaluated; if that path does not exist
     here, the file with the same name in the current data folder's ``manifest`` is used.
     """
-    if path and Path(path).is_file():
+    if path and Path(path).is_file() and is_readable_path(path):  # only audio the operator lets visitors reach
         return path
     if manifest is None or manifest.empty or not path:
         return None
@@ -267,6 +268,12 @@ def bundle_folder_for(name: str, *, folder: str | os.PathLike | None = None, ove
             f"Model name {name!r} is not usable: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
     target = Path(folder or models_dir()) / name
+    if name == DEFAULT_MODEL_NAME and holds_bundle(target) and overwrite and not may_replace_default():
+        raise BundleError(
+            f"{target} is the shipped default model, and replacing it from the dashboard is switched off: choose another "
+            "name (and make it the active model with SER_MODEL), retrain it with the command line, or ask whoever runs "
+            "the dashboard to allow it (SER_ALLOW_DEFAULT_OVERWRITE=1)."
+        )
     if name == DEFAULT_MODEL_NAME and holds_bundle(target) and not overwrite:
         raise BundleError(
             f"{target} already holds the shipped default model: choose another name, or tick 'overwrite' to replace it."

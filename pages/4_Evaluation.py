@@ -112,10 +112,12 @@ def evaluate_section(expanded: bool) -> None:
             return
         corpora = st.multiselect("Corpora", sorted(manifest["corpus"].unique()), key="evaluation_corpora")
         subset = manifest[manifest["corpus"].isin(corpora)] if corpora else manifest
+        whisper = any((by_path[p].card or {}).get("model_type") == "encoder_head" for p in chosen)
+        estimate = f" Expect about {ev.eta_text(3.0 * len(subset)).removesuffix(' left')} per Whisper model." if whisper else ""
         st.caption(
             f"Scores every file of the chosen corpora ({len(subset):,} clips). It takes a while: about 3 s a clip with "
-            "the Whisper models on a laptop CPU, less with the others; the bar shows the time left once the first clips "
-            "are done. Files the model was trained on make the figures optimistic: the result says how many."
+            f"the Whisper models on a laptop CPU, less with the others.{estimate} The bar shows the time left once the "
+            "first clips are done. Files the model was trained on make the figures optimistic: the result says how many."
         )
         for path in chosen:
             info = by_path[path]

@@ -135,7 +135,9 @@ def run_probe(manifest) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
-    ap.add_argument("--only", nargs="+", default=["encoder_head", "linear_probe", "notebook_cnn1d", "notebook_random", "logmel_cnn"])
+    ap.add_argument(
+        "--only", nargs="+", default=["encoder_head", "linear_probe", "notebook_cnn1d", "notebook_random", "logmel_cnn"]
+    )
     ap.add_argument("--epochs-notebook", type=int, default=50, help="the notebook trained 50 epochs")
     ap.add_argument("--epochs-logmel", type=int, default=20)
     ap.add_argument("--epochs-head", type=int, default=30)

@@ -234,7 +234,7 @@ def feature_values(frame: pd.DataFrame, *, title: str = "What the model sees", k
         panels = [
             ("Zero-crossing rate, chroma (energy per pitch class), RMS energy", ["zcr", "chroma", "rms"], "value"),
             ("MFCC (timbre): coefficients 1-20", ["mfcc"], "value"),
-            ("Mel spectrum: mean power per band, low to high frequency", ["mel"], "power"),
+            ("Mel spectrum: mean power per band, low to high frequency", ["mel"], "power (log)"),
         ]
         fig = make_subplots(rows=3, cols=1, subplot_titles=[p[0] for p in panels], vertical_spacing=0.16)
         palette = {"zcr": "#72B7B2", "rms": "#E45756", "chroma": "#F58518", "mfcc": "#4C78A8", "mel": "#54A24B"}
@@ -264,6 +264,7 @@ def feature_values(frame: pd.DataFrame, *, title: str = "What the model sees", k
         fig.update_xaxes(type="category", tickangle=0, row=1, col=1)
         fig.update_xaxes(title_text="coefficient", dtick=1, row=2, col=1)
         fig.update_xaxes(title_text="mel band", dtick=16, tick0=1, row=3, col=1)
+        fig.update_yaxes(type="log", row=3, col=1)  # a few low bands hold most of the power: a log axis shows the rest
         fig.update_layout(**_layout(title, legend=False, subplots=True, height=600))
         return fig
     if frame.empty:

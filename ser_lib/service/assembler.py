@@ -41,6 +41,9 @@ class TrackAssembler:
     max_gap_s : float
         A timestamp further than this ahead of the released audio is refused (``bad_timestamp``):
         it would otherwise make the service allocate that much silence.
+    min_release_s : float
+        Release audio in pieces of at least this much (fewer, larger pieces: less work per message);
+        the end of the stream releases whatever is left.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class TrackAssembler:
         max_skew_s: float = 0.5,
         snap_s: float = 0.005,
         max_gap_s: float = 30.0,
+        min_release_s: float = 0.0,
     ):
         self.tracks = tuple(tracks)
         self.sr, self.encoding = int(sr), encoding
@@ -63,6 +67,7 @@ class TrackAssembler:
         self._skew = int(round(max_skew_s * sr))
         self._snap = int(round(snap_s * sr))
         self._max_gap = int(round(max_gap_s * sr))
+        self._min_release = max(1, int(round(min_release_s * sr)))
         self.late_samples = 0
         self.gap_samples = 0  # silence released where audio never came
 
@@ -123,7 +128,7 @@ class TrackAssembler:
         ``final``: the stream ended, release everything (holes and shorter tracks as silence).
         """
         n = self._ready(final) - self.released
-        if n <= 0:
+        if n <= 0 or (n < self._min_release and not final):
             return None
         rows = []
         for t in self.tracks:
@@ -136,6 +141,11 @@ class TrackAssembler:
             del buf[:n], have[:n]
         self.released += n
         return np.concatenate([decode(r, encoding=self.encoding) for r in rows], axis=0)
+
+    @property
+    def position_s(self) -> float:
+        """Where the stream is: the end of the latest audio received on any track, in seconds."""
+        return max(self._end.values(), default=0) / self.sr
 
     @property
     def buffered_samples(self) -> int:

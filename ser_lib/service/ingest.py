@@ -183,7 +183,7 @@ class TwilioIngest(_Ingest):
             digit = {
                 "digit": str(msg.data.get("digit", ""))[:8],
                 "track": str(msg.data.get("track", ""))[:16],
-                "at_s": round(self.session.position_s, 3),
+                "at_s": round(self.assembler.position_s, 3),
             }
             self.session.dtmf.append(digit)
             self.registry.broadcast(
@@ -226,7 +226,10 @@ class TwilioIngest(_Ingest):
             raise ProtocolError(
                 f"customParameters give both tracks the party {parties[0]!r}", code="bad_field", close=CLOSE_PROTOCOL
             )
-        self.assembler = TrackAssembler(tracks, sr=TWILIO_RATE, encoding="mulaw", max_skew_s=self.service.settings.max_skew_s)
+        settings = self.service.settings
+        self.assembler = TrackAssembler(
+            tracks, sr=TWILIO_RATE, encoding="mulaw", max_skew_s=settings.max_skew_s, min_release_s=settings.feed_s
+        )
         await self.open_call(
             msg.call_id,
             parties=parties,

@@ -31,6 +31,7 @@ def uvicorn_config(app, settings: ServiceSettings, *, log_level: str = "info") -
         port=settings.port,
         ws="websockets-sansio",  # reads one message per receive: an unread socket stops TCP (back-pressure)
         ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=False,  # base64 audio hardly compresses; inflating every message would cost ~40 us
         lifespan="on",
         log_level=log_level,
         server_header=False,

@@ -143,6 +143,7 @@ class CallSession:
         self._seq = itertools.count(1)
         self._loop, self._pool, self._metrics = registry.loop, registry.pool, registry.metrics
         self._max_queued = int(round(s.max_queued_s * self.sr))
+        self._feed = int(round(s.feed_s * self.sr))
         # audio queue: event loop -> pool thread
         self._qlock = threading.Lock()
         self._queue: list[np.ndarray] = []
@@ -207,7 +208,9 @@ class CallSession:
         )
 
     async def push(self, chunk: np.ndarray) -> None:
-        """Queue ``chunk`` [shape=(channels, n)] for analysis; waits while ``max_queued_s`` is queued."""
+        """Queue ``chunk`` [shape=(channels, n)] for analysis; waits while ``max_queued_s`` is queued.
+
+        The analysis is started once ``feed_s`` of audio is waiting (and again by itself while more is)."""
         while self.received - self.processed >= self._max_queued and not self.failed:
             self.stats["backpressure_pauses"] += 1
             self._metrics.inc("ser_backpressure_pauses_total")
@@ -219,8 +222,8 @@ class CallSession:
             self._queue.append(chunk)
             self.received += n
             self._arrivals.append((self.received, now))
-            start = not self._scheduled
-            self._scheduled = True
+            start = not self._scheduled and self.received - self.processed >= self._feed
+            self._scheduled = self._scheduled or start
         self._metrics.inc("ser_audio_seconds_total", n / self.sr)
         if start:
             self._pool.submit(self._work)
@@ -309,7 +312,8 @@ class CallSession:
             final = True
         self._loop.call_soon_threadsafe(self._deliver, events, final)
         with self._qlock:
-            again = not final and (bool(self._queue) or self._finish_status is not None)
+            waiting = bool(self._queue) and self.received - self.processed >= self._feed
+            again = not final and (waiting or self._finish_status is not None)
             self._scheduled = again
         if again:
             self._pool.submit(self._work)

@@ -75,6 +75,10 @@ class ServiceSettings:
     max_queued_s : float
         Seconds of audio a call may have waiting for analysis; at the bound the service stops
         reading that call's socket until the analysis catches up (TCP then slows the sender).
+    feed_s : float
+        A call's audio is handed to its analyser in steps of at least this many seconds (one 20 ms
+        Twilio frame at a time would cost more in hand-overs than in analysis); adds at most this
+        much latency.
     workers : int
         Analysis threads shared by all calls (the encoder itself runs one call at a time).
     max_subscribers : int
@@ -106,6 +110,7 @@ class ServiceSettings:
     max_calls: int = 64
     max_message_bytes: int = 64 * 1024
     max_queued_s: float = 4.0
+    feed_s: float = 0.1
     workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 1))
     max_subscribers: int = 32
     subscriber_queue: int = 5000
@@ -143,6 +148,10 @@ class ServiceSettings:
             raise ParameterError(f"max_message_bytes={self.max_message_bytes} must be between 1 KiB and 16 MiB")
         if not 0.2 <= self.max_queued_s <= 60:
             raise ParameterError(f"max_queued_s={self.max_queued_s} must be between 0.2 and 60 seconds")
+        if not 0.0 <= self.feed_s <= 1.0 or self.feed_s >= self.max_queued_s:
+            raise ParameterError(
+                f"feed_s={self.feed_s} must be between 0 and 1 second, and below max_queued_s={self.max_queued_s}"
+            )
         if not 0.02 <= self.max_skew_s <= 10:
             raise ParameterError(f"max_skew_s={self.max_skew_s} must be between 0.02 and 10 seconds")
         tracks = [t for t, _ in self.twilio_roles]

@@ -60,6 +60,7 @@ class SimulatedCall:
     sent_frames: int = 0
     t0: float = 0.0  # time.monotonic() of the first audio frame's due time
     wall_s: float = 0.0
+    max_send_lag_s: float = 0.0  # how late (at most) a frame left, against real time x speed
     close_code: int | None = None
     close_reason: str = ""
     events: list[dict] = field(default_factory=list)
@@ -129,6 +130,7 @@ async def stream_call(
     token: str | None = None,
     custom: dict | None = None,
     open_timeout: float = 30.0,
+    close_timeout: float = 120.0,
 ) -> SimulatedCall:
     """Stream one recording to ``url`` (the service's ``/twilio``) as a Twilio Media Stream.
 
@@ -146,7 +148,7 @@ async def stream_call(
         custom["token"] = token
     tracks = list(recording.tracks)
     t_start = time.monotonic()
-    async with connect(url, open_timeout=open_timeout, max_size=2**20) as ws:
+    async with connect(url, open_timeout=open_timeout, max_size=2**20, compression=None) as ws:
 
         async def receive() -> None:
             try:
@@ -166,6 +168,8 @@ async def stream_call(
                     wait = report.t0 + k * FRAME_MS / 1000 / speed - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
+                    else:
+                        report.max_send_lag_s = max(report.max_send_lag_s, -wait)
                 for track in tracks:
                     payloads = recording.tracks[track]
                     if k >= len(payloads):
@@ -184,11 +188,18 @@ async def stream_call(
                 "streamSid": stream_sid,
             }
             await ws.send(json.dumps(stop))
-            await asyncio.wait_for(ws.wait_closed(), timeout=120)
+            try:
+                await asyncio.wait_for(ws.wait_closed(), timeout=close_timeout)
+            except TimeoutError:  # the service should close after stop; do it ourselves
+                logger.warning("call %s: the service did not close the stream %.0f s after stop", call_id, close_timeout)
+                await ws.close()
         except ConnectionClosed:
             pass
         finally:
-            await asyncio.wait_for(listener, timeout=10)
+            try:
+                await asyncio.wait_for(listener, timeout=10)
+            except TimeoutError:
+                listener.cancel()
         report.close_code = ws.close_code
         report.close_reason = ws.close_reason or ""
     report.wall_s = time.monotonic() - t_start

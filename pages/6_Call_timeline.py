@@ -175,8 +175,16 @@ def live_replay(data: bytes, name: str, roles: tuple, key: tuple, player: bytes,
     if state.state == "not started":
         state.asked = speed
     label = "Start the live replay" if state.state == "not started" else "Replay again"
-    start_box = st.empty()
-    if not start_box.button(label, type="primary", icon=":material/play_arrow:", key="calls_live_start"):
+    go = st.session_state.pop("calls_replay_go", None) == (key, roles)  # set by the Start button's callback
+    if not go:
+        st.button(
+            label,
+            type="primary",
+            icon=":material/play_arrow:",
+            key="calls_live_start",
+            on_click=st.session_state.__setitem__,
+            args=("calls_replay_go", (key, roles)),
+        )
         if state.state == "not started":
             st.info(state.text(), icon=":material/play_circle:")
         elif state.state == "finished":
@@ -189,20 +197,24 @@ def live_replay(data: bytes, name: str, roles: tuple, key: tuple, player: bytes,
                 show_result(state.result, player, mime, key="calls_stopped")
         return
 
+    # the run the Start button asked for: Start is not drawn; Stop takes its place
     state = cv.ReplayProgress(key=(key, roles), state="running", asked=speed)
     st.session_state["calls_replay"] = state
-    with start_box:  # while it runs, the start button becomes Stop; a click reruns the page, which ends the replay
-        st.button("Stop", key="calls_live_stop", icon=":material/stop:")
+    live = st.container()
+    # Streamlit keeps the previous run's Start button and status, faded, until this run ends (with the replay):
+    # hide those stale leftovers meanwhile
+    live.html("<style>.stElementContainer[data-stale='true'] { display: none; }</style>")
+    live.button("Stop", key="calls_live_stop", icon=":material/stop:")  # a click reruns the page, which ends the replay
     sync_box = None
     if speed is not None:
-        with st.container(key="calls_live_audio"):
+        with live.container(key="calls_live_audio"):
             st.audio(player, format=mime, autoplay=True)
             sync_box = st.empty()
             with sync_box:
                 ui.sync_audio("calls_live_audio", rate=speed)
     else:
-        st.caption("As fast as possible: no audio (a browser cannot play sound at this speed).")
-    status, cards_box, chart_box = st.empty(), st.empty(), st.empty()
+        live.caption("As fast as possible: no audio (a browser cannot play sound at this speed).")
+    status, cards_box, chart_box = live.empty(), live.empty(), live.empty()
     t0 = time.monotonic()
     last_status = last_draw = last_sync = 0.0
     history = []  # (time, position) over the last seconds: the speed achieved lately, for the audio

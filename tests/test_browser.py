@@ -436,7 +436,8 @@ def test_live_replay_plays_the_audio_in_step_and_says_how_fast_it_runs(app_url, 
         )
         page.screenshot(path=str(tmp_path / "live-replay-running.png"), full_page=True)
         status = page.locator('[data-testid="stProgress"]').first.inner_text()
-        assert audio is not None and audio["rate"] == 2.0 and not audio["paused"] and audio["t"] > 0.5, audio
+        # playing, at the replay's speed (the page follows the speed achieved lately: 2x or just under)
+        assert audio is not None and 1.6 <= audio["rate"] <= 2.0 and not audio["paused"] and audio["t"] > 0.5, audio
         assert "asked 2x, running at" in status and "x real time" in status, status
         assert "Q1" not in " ".join(page.locator('[data-testid="stMetric"]').all_inner_texts())  # no quarters live
         page.wait_for_selector('text=/Replay finished: 00:11 of call in/', timeout=TIMEOUT_MS)

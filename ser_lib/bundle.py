@@ -234,6 +234,10 @@ class _OnnxNetwork:
         opts.intra_op_num_threads = threads or 1
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No memory arena or pattern: call windows come in many lengths, so they would only grow it
+        # (a 2-hour call peaked 6 MB lower without; a window then takes 1.0 ms instead of 0.6).
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])

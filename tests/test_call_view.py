@@ -192,6 +192,8 @@ def test_replay_progress_says_what_happened_and_the_speed_achieved():
     done = cv.ReplayProgress(state="finished", position_s=120.0, duration_s=120.0, elapsed_s=30.0, asked=None)
     assert done.text() == "Replay finished: 02:00 of call in 30 s (4.0x real time; asked as fast as possible)."
     assert not done.behind  # nothing was asked
+    quick = cv.ReplayProgress(state="finished", position_s=19.0, duration_s=19.0, elapsed_s=0.5, asked=None)
+    assert quick.text() == "Replay finished: 00:19 of call in 0.5 s (38.0x real time; asked as fast as possible)."
 
 
 # --- the recording ---------------------------------------------------------------------------------

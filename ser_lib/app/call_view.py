@@ -278,8 +278,11 @@ class ReplayProgress:
 
     @property
     def achieved(self) -> float | None:
-        """Seconds of call replayed per second of wall-clock time (None before a second has passed)."""
-        return self.position_s / self.elapsed_s if self.elapsed_s >= 1.0 else None
+        """Seconds of call replayed per second of wall-clock time (None while running, before a second
+        has passed: too early to say)."""
+        if self.elapsed_s >= 1.0 or (self.state in ("finished", "stopped") and self.elapsed_s > 0):
+            return self.position_s / self.elapsed_s
+        return None
 
     @property
     def behind(self) -> bool:
@@ -301,7 +304,8 @@ class ReplayProgress:
             return text
         if self.state == "stopped":
             return f"Replay stopped at {where} (it ran at {rate}; asked {asked})."
-        return f"Replay finished: {format_clock(self.duration_s)} of call in {self.elapsed_s:.0f} s ({rate}; asked {asked})."
+        took = f"{self.elapsed_s:.1f}" if self.elapsed_s < 10 else f"{self.elapsed_s:.0f}"
+        return f"Replay finished: {format_clock(self.duration_s)} of call in {took} s ({rate}; asked {asked})."
 
 
 # --- the recording: facts, player, limits ----------------------------------------------------------

@@ -16,8 +16,8 @@ reports:
 - the service's CPU use (cores) and resident memory, and the simulator's own lateness;
 
 then searches the largest N that keeps up (above the last N that did, or between the last that did
-and the first that did not), fits **memory per active call** (RSS growth per added call, least
-squares over the runs), and streams one **long call** (``--long-minutes``, at ``--long-speed`` times
+and the first that did not), gives **memory per active call** (the RSS a run adds over the RSS before
+it, per call: the median over the runs), and streams one **long call** (``--long-minutes``, at ``--long-speed`` times
 real time: memory does not depend on the pace) sampling the service's RSS.
 
 Usage::
@@ -219,6 +219,7 @@ async def run_level(service: Service, recs: list[Recording], n: int, *, seed: in
         "cpu_cores": round(cpu / wall, 2),
         "rss_idle_mb": round(rss0 / 2**20, 1),
         "rss_mb": round(float(np.median(rss)) / 2**20, 1) if rss else None,
+        "mb_per_call": round((float(np.median(rss)) - rss0) / 2**20 / n, 1) if rss else None,
         "simulator_max_late_s": round(max(r.max_send_lag_s for r in reports), 3),
         "errors": sum(len(r.errors) for r in reports),
         "incomplete": sum(not r.complete for r in reports),
@@ -249,12 +250,11 @@ async def run_long(service: Service, rec: Recording, speed: float) -> dict:
     }
 
 
-def fit_mb_per_call(levels: list[dict]) -> float | None:
-    pts = [(lv["n"], lv["rss_mb"]) for lv in levels if lv["rss_mb"] is not None]
-    if len(pts) < 2:
-        return None
-    n, mb = np.array(pts, float).T
-    return round(float(np.polyfit(n, mb, 1)[0]), 2)
+def mb_per_call(levels: list[dict]) -> float | None:
+    """Memory per active call: the median over the runs of (RSS during the run - RSS before it) / N,
+    for N >= 5 (a run's own growth, so memory kept from earlier runs does not count)."""
+    values = [lv["mb_per_call"] for lv in levels if lv["n"] >= 5 and lv["mb_per_call"] is not None]
+    return round(float(np.median(values)), 1) if values else None
 
 
 def main() -> int:
@@ -281,7 +281,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_live_") as tmp:
         service = Service(args.model, Path(tmp), args.serve_args.split())
         try:
-            asyncio.run(run_level(service, recs, 1))  # warm-up (not reported)
             tried: dict[int, dict] = {}
 
             def run(n: int) -> dict:
@@ -303,7 +302,7 @@ def main() -> int:
                         break
                     run(nxt)
             results["largest_n_keeping_up"] = max((n for n, lv in tried.items() if lv["keeps_up"]), default=0)
-            results["mb_per_call"] = fit_mb_per_call(results["levels"])
+            results["mb_per_call"] = mb_per_call(results["levels"])
             if args.long_minutes > 0:
                 results["long_call"] = asyncio.run(run_long(service, long_recording(folder, args.long_minutes), args.long_speed))
                 print(json.dumps(results["long_call"]), flush=True)

@@ -108,6 +108,7 @@ def live_server(tiny, tmp_path_factory):
         alerts=AlertSettings(sustained_s=3.0),
         max_queued_s=1.0,
         max_bad_messages=5,
+        idle_timeout_s=3.0,
     )
     with BackgroundServer(settings, bundle=tiny) as server:
         yield server
@@ -478,6 +479,17 @@ def test_too_many_unusable_messages_close_the_call(live_server):
     assert wait_until_final(live_server, "noisy-client")["status"] == "ended_abruptly"
 
 
+def test_a_client_that_goes_silent_is_finished_after_the_idle_timeout(live_server, calls):
+    frames, _ = raw_frames(calls["calm"][:, : 4 * SR], encoding="pcm_s16le", sr=SR)
+    start = json.dumps({**START_16K, "channels": 2, "call_id": "went-quiet"})
+    began = time.monotonic()
+    events, code = asyncio.run(exchange(live_server.ws_url + "/stream", [start, *frames], linger=30))
+    assert code == 1001 and 3.0 <= time.monotonic() - began < 20
+    assert [(e["code"], e["fatal"]) for e in events if e["type"] == "error"] == [("idle_timeout", True)]
+    data = wait_until_final(live_server, "went-quiet")
+    assert data["status"] == "ended_abruptly" and data["duration_s"] == pytest.approx(4.0, abs=0.01)
+
+
 def test_a_failing_analysis_closes_that_call_only(live_server, calls, monkeypatch):
     original = CallSession._publish
 
@@ -640,7 +652,7 @@ def test_metrics_in_the_prometheus_text_format(live_server, calls):
     }
     assert values["ser_active_calls"] == 0 and values["ser_windows_total"] >= 5
     assert values['ser_calls_started_total{source="raw"}'] >= 1 and values['ser_calls_finished_total{status="completed"}'] >= 1
-    assert values["ser_window_latency_seconds_count"] == values["ser_windows_total"]
+    assert 0 < values["ser_window_latency_seconds_count"] <= values["ser_windows_total"]
     assert values["ser_audio_seconds_total"] >= 12.0 and "ser_windows_per_second" in values
     assert values["ser_process_resident_memory_bytes"] > 1e8
 

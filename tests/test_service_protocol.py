@@ -332,12 +332,12 @@ def test_metrics_render_the_prometheus_text_format():
     m = Metrics()
     m.inc("ser_frames_rejected_total", reason="bad_json")
     m.inc("ser_frames_rejected_total", 2, reason="bad_base64")
-    m.windows([0.4, 1.1, 1.3])
+    m.windows(4, [0.4, 1.1, 1.3])  # one window without a latency
     text = m.render(active_calls=1, calls=[{"call_id": 'CA"1', "lag_s": 0.25, "queued_s": 1.5}], subscribers=2)
     lines = text.splitlines()
     assert "ser_active_calls 1" in lines and "ser_event_subscribers 2" in lines
     assert 'ser_call_lag_seconds{call_id="CA\\"1"} 0.25' in lines  # label values escaped
-    assert 'ser_frames_rejected_total{reason="bad_base64"} 2' in lines and "ser_windows_total 3" in lines
+    assert 'ser_frames_rejected_total{reason="bad_base64"} 2' in lines and "ser_windows_total 4" in lines
     assert 'ser_window_latency_seconds_bucket{le="0.5"} 1' in lines and 'ser_window_latency_seconds_bucket{le="1.5"} 3' in lines
     assert "ser_window_latency_seconds_count 3" in lines and "# TYPE ser_window_latency_seconds histogram" in lines
     assert m.get("ser_frames_rejected_total") == 3

@@ -61,6 +61,12 @@ def add_service_commands(subparsers) -> None:
         help="seconds of audio a call may queue before its socket stops being read (default 4)",
     )
     s.add_argument(
+        "--max-subscribers", type=int, default=32, help="open event WebSockets (/events, /calls/ID/events; default 32)"
+    )
+    s.add_argument(
+        "--keep-finished", type=int, default=200, help="finished calls listed by /calls (default 200; all are in --results)"
+    )
+    s.add_argument(
         "--workers", type=int, default=None, help="analysis threads shared by all calls (default: CPU count, at least 2)"
     )
     s.add_argument(
@@ -159,6 +165,8 @@ def cmd_serve(args) -> int:
         max_calls=args.max_calls,
         max_message_bytes=args.max_message_kb * 1024,
         max_queued_s=args.max_queued,
+        max_subscribers=args.max_subscribers,
+        keep_finished=args.keep_finished,
         **({"workers": args.workers} if args.workers else {}),
         twilio_roles=_twilio_roles(args.twilio_roles),
         timeline=TimelineSettings(window_s=args.window, hop_s=args.hop),

@@ -186,9 +186,10 @@ async def _follow(websocket: WebSocket, call_id: str | None) -> None:
         await websocket.close(code=exc.close, reason=str(exc)[:120])
         return
     session = s.registry.get(call_id) if call_id else None
-    if session is not None and session.summary_event is not None:  # already over: its summary, then close
+    if session is not None and session.final_record is not None:  # already over: its summary, then close
         s.registry.unsubscribe(sub)
-        await websocket.send_text(dumps_event(session.summary_event))
+        if session.summary_event is not None:
+            await websocket.send_text(dumps_event(session.summary_event))
         await websocket.close(code=CLOSE_NORMAL, reason="call finished")
         return
 

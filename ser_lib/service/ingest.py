@@ -13,6 +13,7 @@ way the analysis is finished with what arrived and written to the results folder
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -23,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from .assembler import TrackAssembler, missing_between
 from .codecs import decode
 from .protocol import (
+    CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     CLOSE_INVALID,
     CLOSE_NORMAL,
@@ -61,7 +63,15 @@ class _Ingest:
     async def run(self) -> None:
         try:
             while not self.closed:
-                message = await self.ws.receive()
+                try:
+                    message = await asyncio.wait_for(self.ws.receive(), self.service.settings.idle_timeout_s)
+                except TimeoutError:
+                    await self.error(
+                        "idle_timeout",
+                        f"nothing received for {self.service.settings.idle_timeout_s:g} s: finishing the call with what arrived",
+                        CLOSE_GOING_AWAY,
+                    )
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 try:
@@ -76,9 +86,9 @@ class _Ingest:
             logger.exception("%s connection for call %s failed", self.source, self.call_id)
             await self.close(CLOSE_INTERNAL, "internal error")
         finally:
-            if self.session is not None and self.session.open:
+            if self.session is not None:  # finished already (stop, failure) or now; idempotent
                 status = "completed" if self.stopped else "ended_abruptly"
-                if not self.stopped:
+                if not self.stopped and self.session.open:
                     logger.warning(
                         "call %s: the connection ended before the call did; finishing it with what arrived", self.call_id
                     )

@@ -75,13 +75,13 @@ class Metrics:
                 return self._counters.get((name, tuple(sorted(labels.items()))), 0.0)
             return sum(v for (n, _), v in self._counters.items() if n == name)
 
-    def windows(self, latencies: list[float]) -> None:
-        """Count published windows, with their latencies in seconds."""
+    def windows(self, count: int, latencies: list[float]) -> None:
+        """Count ``count`` published windows, with the latencies (seconds) of those that have one."""
         now = time.monotonic()
         with self._lock:
-            self._counters[("ser_windows_total", ())] = self._counters.get(("ser_windows_total", ()), 0.0) + len(latencies)
+            self._counters[("ser_windows_total", ())] = self._counters.get(("ser_windows_total", ()), 0.0) + count
+            self._window_times.extend([now] * count)
             for lat in latencies:
-                self._window_times.append(now)
                 i = next((k for k, b in enumerate(LATENCY_BUCKETS) if lat <= b), len(LATENCY_BUCKETS))
                 self._latency[i] += 1
                 self._latency_sum += lat

@@ -70,6 +70,7 @@ class ProtocolError(ServiceError):
 
 #: WebSocket close codes the service uses (RFC 6455 section 7.4.1).
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the client sent nothing for idle_timeout_s
 CLOSE_PROTOCOL = 1002  # a message out of order (media before start)
 CLOSE_UNSUPPORTED = 1003  # an audio format or frame type the service does not take
 CLOSE_INVALID = 1007  # too many unusable messages

@@ -89,7 +89,7 @@ class CallRegistry:
             )
         self._opening += 1
         try:
-            session = await self.loop.run_in_executor(self.pool, lambda: CallSession(call_id, self, **kwargs))
+            session = (await self.loop.run_in_executor(self.pool, lambda: CallSession(call_id, self, **kwargs))).attach()
         finally:
             self._opening -= 1
         self.active[call_id] = session

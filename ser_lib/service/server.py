@@ -32,6 +32,10 @@ def uvicorn_config(app, settings: ServiceSettings, *, log_level: str = "info") -
         ws="websockets-sansio",  # reads one message per receive: an unread socket stops TCP (back-pressure)
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,  # base64 audio hardly compresses; inflating every message would cost ~40 us
+        # no WebSocket pings: a call whose socket is deliberately not read (back-pressure) cannot answer
+        # them and would be closed; a silent peer is caught by ServiceSettings.idle_timeout_s instead
+        ws_ping_interval=None,
+        ws_ping_timeout=None,
         lifespan="on",
         log_level=log_level,
         server_header=False,

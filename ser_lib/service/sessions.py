@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..calls import CallAnalysis, StreamingAnalyzer, segments_from_windows, windows_frame
+from ..calls import CallAnalysis, StreamingAnalyzer, release_memory, segments_from_windows, windows_frame
 from ..io import dumps_json, write_json
 from .alerts import AlertTracker
 from .protocol import CLOSE_INTERNAL, SCHEMA, event, now_iso, segment_payload, window_payload
@@ -152,8 +152,8 @@ class CallSession:
         self.processed = 0
         self._scheduled = False
         self._finish_status: str | None = None
-        self._space = asyncio.Event()
-        self._done: asyncio.Future = self._loop.create_future()
+        self._space: asyncio.Event | None = None  # made on the event loop by attach()
+        self._done: asyncio.Future | None = None
         # analysis (pool thread only, one at a time per call)
         self._alock = threading.Lock()
         self._region_windows: dict[tuple[int, int], list] = {}
@@ -179,12 +179,19 @@ class CallSession:
         self.results_path: Path | None = None
 
     # --- event loop side -----------------------------------------------------------------------------
+    def attach(self) -> CallSession:
+        """Make the session's event-loop objects (call on the loop; the analyser may be built elsewhere)."""
+        self._space = asyncio.Event()
+        self._done = self._loop.create_future()
+        return self
+
     def next_seq(self) -> int:
         return next(self._seq)
 
     @property
     def open(self) -> bool:
-        return self._finish_status is None
+        """True until the call was asked to finish (or its analysis failed and finished it)."""
+        return self._finish_status is None and self.final_record is None
 
     @property
     def position_s(self) -> float:
@@ -211,6 +218,8 @@ class CallSession:
         """Queue ``chunk`` [shape=(channels, n)] for analysis; waits while ``max_queued_s`` is queued.
 
         The analysis is started once ``feed_s`` of audio is waiting (and again by itself while more is)."""
+        if self.failed or self.final_record is not None:  # the call is over: nothing more is analysed
+            return
         while self.received - self.processed >= self._max_queued and not self.failed:
             self.stats["backpressure_pauses"] += 1
             self._metrics.inc("ser_backpressure_pauses_total")
@@ -230,7 +239,7 @@ class CallSession:
 
     async def finish(self, status: str) -> dict:
         """End the call (``completed`` or ``ended_abruptly``): analyse what is queued, flush, write results."""
-        if self._finish_status is None:
+        if self._finish_status is None and self.final_record is None:
             with self._qlock:
                 self._finish_status = status
                 start = not self._scheduled
@@ -289,7 +298,7 @@ class CallSession:
                         self._arrivals.popleft()
                 self.stats["max_lag_s"] = max(self.stats["max_lag_s"], self.lag_s(now))
             with self._qlock:
-                closing = self._finish_status is not None and not self._queue
+                closing = self._finish_status is not None and not self._queue and self.final_record is None
             if closing:
                 events += self._finalise(self._finish_status)
                 final = True
@@ -347,8 +356,8 @@ class CallSession:
             ):
                 events.append(event("alert", self.call_id, self.next_seq(), pos, **alert))
                 self._metrics.inc("ser_alerts_total", kind=alert["kind"])
-        if latencies or new:
-            self._metrics.windows(latencies)
+        if new:
+            self._metrics.windows(len(new), latencies)
         self._unchecked += 1
         if new or closing or self._unchecked >= 50:
             events += self._closed_segments(pos)
@@ -448,6 +457,7 @@ class CallSession:
             logger.error("call %s: its results could not be written: %s", self.call_id, exc)
         self.final_record = record
         self.analyzer = None  # frees the audio buffers, VAD and encoder state of this call
+        release_memory()  # and gives the native memory it used back (glibc keeps freed arenas otherwise)
         self._region_windows.clear()
         self._metrics.inc("ser_calls_finished_total", status=status)
         self.summary_event = event(

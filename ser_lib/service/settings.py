@@ -100,6 +100,9 @@ class ServiceSettings:
         How far one Twilio track may run ahead of the other before the late one is padded.
     max_bad_messages : int
         Unusable messages tolerated per call before it is closed (1007).
+    idle_timeout_s : float
+        A call whose client sends nothing for this long is finished as ``ended_abruptly`` (a
+        telephony stream sends audio continuously; silence is sent as silence).
     """
 
     host: str = "127.0.0.1"
@@ -121,6 +124,7 @@ class ServiceSettings:
     keep_finished: int = 200
     max_skew_s: float = 0.5
     max_bad_messages: int = 50
+    idle_timeout_s: float = 60.0
 
     def __post_init__(self):
         if not is_loopback(self.host) and not self.token:
@@ -152,6 +156,8 @@ class ServiceSettings:
             raise ParameterError(
                 f"feed_s={self.feed_s} must be between 0 and 1 second, and below max_queued_s={self.max_queued_s}"
             )
+        if not self.idle_timeout_s > 0:
+            raise ParameterError(f"idle_timeout_s={self.idle_timeout_s} must be a positive number of seconds")
         if not 0.02 <= self.max_skew_s <= 10:
             raise ParameterError(f"max_skew_s={self.max_skew_s} must be between 0.02 and 10 seconds")
         tracks = [t for t, _ in self.twilio_roles]

@@ -148,7 +148,8 @@ async def stream_call(
         custom["token"] = token
     tracks = list(recording.tracks)
     t_start = time.monotonic()
-    async with connect(url, open_timeout=open_timeout, max_size=2**20, compression=None) as ws:
+    # no pings: while the service applies back-pressure it does not read, so it could not answer them
+    async with connect(url, open_timeout=open_timeout, max_size=2**20, compression=None, ping_interval=None) as ws:
 
         async def receive() -> None:
             try:

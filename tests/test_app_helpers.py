@@ -173,7 +173,8 @@ def test_saved_evaluation(tmp_path):
         mv.load_saved_evaluation(tmp_path)
 
 
-def test_bundle_folder_for_protects_existing_bundles(model_folder):
+def test_bundle_folder_for_protects_existing_bundles(model_folder, monkeypatch):
+    monkeypatch.delenv("SER_ALLOW_DEFAULT_OVERWRITE", raising=False)
     assert mv.bundle_folder_for("new-model") == model_folder / "new-model"
     with pytest.raises(BundleError, match="shipped default model"):
         mv.bundle_folder_for("default")
@@ -181,6 +182,9 @@ def test_bundle_folder_for_protects_existing_bundles(model_folder):
     (model_folder / "taken" / "card.json").write_text("{}")
     with pytest.raises(BundleError, match="already holds a bundle: .*tick 'overwrite'"):
         mv.bundle_folder_for("taken")
+    with pytest.raises(BundleError, match="replacing it from the dashboard is switched off"):
+        mv.bundle_folder_for("default", overwrite=True)  # unless whoever runs the dashboard allows it
+    monkeypatch.setenv("SER_ALLOW_DEFAULT_OVERWRITE", "1")
     assert mv.bundle_folder_for("default", overwrite=True) == model_folder / "default"
     for bad in ("", "../escape", "a b", "-x"):
         with pytest.raises(ParameterError, match="is not usable"):
@@ -208,7 +212,8 @@ def test_filter_predictions(predictions):
     assert len(mv.filter_predictions(predictions, true=["sad"])) == 2
 
 
-def test_resolve_clip_finds_the_file_in_the_current_folder(tmp_path):
+def test_resolve_clip_finds_the_file_in_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_DATA_ROOTS", str(tmp_path))  # saved predictions play only audio under the data roots
     here = tmp_path / "TESS" / "OAF_back_sad.opus"
     here.parent.mkdir()
     here.write_bytes(b"x")

@@ -436,8 +436,15 @@ class ModelBundle:
             what = "2D CNN on log-mel"
         else:
             what = f"{fe.backbone} encoder + CNN head"
-        ua = (self.card.get("metrics") or {}).get("overall", {}).get("UA")
-        tail = f", speaker-independent UA {ua:.2f}" if isinstance(ua, (int, float)) else ""
+        metrics = self.card.get("metrics") or {}
+        ua = (metrics.get("overall") or {}).get("UA")
+        source = metrics.get("source") if isinstance(metrics.get("source"), str) else ""
+        if not isinstance(ua, (int, float)):
+            tail = ""
+        elif source.startswith("held-out run "):  # the figures of a sibling run of the same recipe, not its own
+            tail = f", its recipe's speaker-independent UA {ua:.2f} (from {source.removeprefix('held-out run ')})"
+        else:
+            tail = f", speaker-independent UA {ua:.2f}"
         return f"{self.name} ({what}{tail})"
 
     def evaluation(self) -> dict | None:

@@ -66,6 +66,9 @@ def test_round_trip_keeps_card_and_predictions(seed_bundle, synth):
     pred = bundle.predict(y, sr=16_000)
     assert pred.emotion == EMOTIONS[int(np.argmax(p))] and pred.confidence == pytest.approx(p.max())
     assert "UA 0.40" in bundle.describe()
+    default = ModelBundle.load(MODELS_DIR / "default")  # trained on every speaker: its figures are its sibling's
+    sibling = default.card["metrics"]["source"].removeprefix("held-out run ")
+    assert "its recipe's speaker-independent UA" in default.describe() and f"(from {sibling})" in default.describe()
 
 
 def test_missing_folder_card_or_model_is_a_clear_error(tmp_path, seed_bundle):

@@ -87,7 +87,7 @@ def check_keras_zip(path: str | os.PathLike) -> None:
 
 def load_keras_model(folder: str | os.PathLike, card: dict | None = None):
     """Load ``model.keras`` from bundle ``folder``, checking its hash against the card when it has one."""
-    from .bundle import MODEL_FILE
+    from .cards import MODEL_FILE
 
     keras = _keras()
     path = Path(folder) / MODEL_FILE
@@ -111,7 +111,7 @@ def onnx_bytes(model, *, labels: Sequence[str], frontend: dict, model_type: str)
     import tensorflow as tf
     import tf2onnx
 
-    from .bundle import ONNX_META_FRONTEND, ONNX_META_LABELS
+    from .cards import ONNX_META_FRONTEND, ONNX_META_LABELS
 
     spec = (tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="input"),)
     fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
@@ -180,7 +180,7 @@ def export_bundle(folder: str | os.PathLike, *, force: bool = False) -> tuple[Pa
     Returns the ONNX file and the largest Keras/ONNX probability difference measured. With an
     existing ``model.onnx`` whose hash is already in the card nothing is done unless ``force``.
     """
-    from .bundle import CARD_FILE, CARD_VERSION, MODEL_FILE, ONNX_FILE, read_card
+    from .cards import CARD_FILE, CARD_VERSION, MODEL_FILE, ONNX_FILE, read_card
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():

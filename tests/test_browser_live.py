@@ -169,8 +169,12 @@ def test_the_wallboard_follows_a_call_as_it_happens(app_url, browser, tmp_path):
         # the fragment refreshed, the call moved on (past the customer's first turn, 4.6-10.6 s)
         page.wait_for_function(clock, arg=max(first + 4, 14), timeout=TIMEOUT_MS)
         assert page.evaluate("window.__not_reloaded === true")  # updated in place, not reloaded
-        chart = page.locator('[data-testid="stPlotlyChart"]').first
-        assert "Emotion over the call" in chart.inner_text() and "customer sentiment" in chart.inner_text()
+        # the fragment redraws the chart every refresh: wait until a drawn one shows the timeline's titles
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].some(c => "
+            "c.innerText.includes('Emotion over the call') && c.innerText.includes('customer sentiment'))",
+            timeout=TIMEOUT_MS,
+        )
         page.screenshot(path=str(tmp_path / "live-calls.png"), full_page=True)
         assert (tmp_path / "live-calls.png").stat().st_size > 10_000
         # the finished call with its alert: choose it, and its timeline and alerts appear

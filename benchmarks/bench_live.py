@@ -13,7 +13,8 @@ reports:
 - whether the service **keeps up**: the largest processing lag (``ser_call_lag_seconds``) over the
   second half of the run stays under 1 s, and every call's summary arrives within 5 s of its audio's
   end (a backlog that grows fails both);
-- the service's CPU use (cores) and resident memory, and the simulator's own lateness;
+- the CPU the service used (cores, its analysis processes included), its resident memory (the same),
+  and the simulator's own CPU and lateness (it runs on the same two cores);
 
 then searches the largest N that keeps up (above the last N that did, or between the last that did
 and the first that did not), gives **memory per active call** (the RSS a run adds over the RSS before
@@ -48,7 +49,6 @@ from ser_lib.service.server import free_port
 from ser_lib.service.simulator import FRAME, Recording, load_recording, stream_call
 
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- the service process ----------------------------------------------------------------------------
@@ -86,12 +86,13 @@ class Service:
                     raise SystemExit(f"the service did not start: {(results / 'serve.log').read_text()[-2000:]}") from None
                 time.sleep(0.3)
 
-    def cpu_s(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds of the service's own process (event loop, sockets) and of its analysis processes."""
+        m = self.metrics()
+        return m["ser_process_cpu_seconds"], sum(v for k, v in m.items() if k.startswith("ser_worker_cpu_seconds"))
 
     def metrics(self) -> dict[str, float]:
+        """``/metrics`` as a dict, with ``rss_total`` (the service and its workers, bytes)."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
             text = r.read().decode()
         out = {}
@@ -99,6 +100,9 @@ class Service:
             if line and not line.startswith("#"):
                 key, value = line.rsplit(" ", 1)
                 out[key] = float(value)
+        out["rss_total"] = out["ser_process_resident_memory_bytes"] + sum(
+            v for k, v in out.items() if k.startswith("ser_worker_resident_memory_bytes")
+        )
         return out
 
     def stop(self) -> None:
@@ -161,9 +165,9 @@ async def run_level(service: Service, recs: list[Recording], n: int, *, seed: in
     events: list[tuple[str, str, float, float | None, float]] = []  # (call, type, end_s, latency_s, received)
     done: set[str] = set()
     samples: list[tuple[float, dict]] = []
-    cpu0, t_start = service.cpu_s(), time.monotonic()
     base = service.metrics()
-    rss0 = base["ser_process_resident_memory_bytes"]
+    cpu0, own0, t_start = service.cpu_s(), time.process_time(), time.monotonic()
+    rss0 = base["rss_total"]
 
     async def listen(ws) -> None:
         async for text in ws:
@@ -194,7 +198,8 @@ async def run_level(service: Service, recs: list[Recording], n: int, *, seed: in
         sampler.cancel()
         listener.cancel()
     wall = time.monotonic() - t_start
-    cpu = service.cpu_s() - cpu0
+    main, analysis = (b - a for a, b in zip(cpu0, service.cpu_s(), strict=True))
+    own = time.process_time() - own0
     t0 = {r.call_id: r.t0 for r in reports}
     seconds = {r.call_id: r.seconds for r in reports}
     e2e = [recv - (t0[c] + end) for c, kind, end, _, recv in events if kind == "window" and c in t0]
@@ -202,7 +207,7 @@ async def run_level(service: Service, recs: list[Recording], n: int, *, seed: in
     finish = [recv - (t0[c] + seconds[c]) for c, kind, _, _, recv in events if kind == "summary" and c in t0]
     half = max(s for s, _ in samples) / 2 if samples else 0.0
     lags = [max([v for k, v in m.items() if k.startswith("ser_call_lag_seconds")] or [0.0]) for s, m in samples if s >= half]
-    rss = [m["ser_process_resident_memory_bytes"] for s, m in samples if s >= half]
+    rss = [m["rss_total"] for s, m in samples if s >= half]
     max_lag = max(lags) if lags else 0.0
     keeps_up = bool(max_lag < 1.0 and len(finish) == n and max(finish) < 5.0)
     return {
@@ -216,7 +221,10 @@ async def run_level(service: Service, recs: list[Recording], n: int, *, seed: in
         "server_latency_p95_s": pct(server, 95),
         "max_lag_s": round(max_lag, 3),
         "summary_after_end_max_s": round(max(finish), 3) if finish else None,
-        "cpu_cores": round(cpu / wall, 2),
+        "cpu_cores": round((main + analysis) / wall, 2),
+        "cpu_cores_main": round(main / wall, 2),
+        "cpu_cores_analysis": round(analysis / wall, 2),
+        "simulator_cpu_cores": round(own / wall, 2),
         "rss_idle_mb": round(rss0 / 2**20, 1),
         "rss_mb": round(float(np.median(rss)) / 2**20, 1) if rss else None,
         "mb_per_call": round((float(np.median(rss)) - rss0) / 2**20 / n, 1) if rss else None,
@@ -237,9 +245,7 @@ async def run_long(service: Service, rec: Recording, speed: float) -> dict:
         m = await asyncio.to_thread(service.metrics)
         lag = max([v for k, v in m.items() if k.startswith("ser_call_lag_seconds")] or [0.0])
         position = (time.monotonic() - t_start) * speed
-        samples.append(
-            (round(min(position, rec.seconds) / 60, 2), round(m["ser_process_resident_memory_bytes"] / 2**20, 1), round(lag, 2))
-        )
+        samples.append((round(min(position, rec.seconds) / 60, 2), round(m["rss_total"] / 2**20, 1), round(lag, 2)))
     report = task.result()
     return {
         "minutes": rec.seconds / 60,

@@ -31,9 +31,9 @@ from call_audio import SR, make_call, tiny_bundle
 from ser_lib.bundle import ModelBundle
 from ser_lib.calls import analyze_call
 from ser_lib.service import AlertSettings, ServiceSettings
+from ser_lib.service.analysis import CallAnalyzer
 from ser_lib.service.codecs import alaw_encode, decode
 from ser_lib.service.server import BackgroundServer
-from ser_lib.service.sessions import CallSession
 from ser_lib.service.simulator import load_recording, stream_call, twilio_start
 
 #: The customer is angry in their second turn (as in test_timeline); the calm call has no anger.
@@ -96,7 +96,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exact_server(default_bundle, tmp_path_factory):
-    settings = ServiceSettings(results=tmp_path_factory.mktemp("exact_results"), complete_chunks=True)
+    """The shipped model in two analysis worker processes, waiting for complete encoder chunks."""
+    settings = ServiceSettings(results=tmp_path_factory.mktemp("exact_results"), complete_chunks=True, processes=2)
     with BackgroundServer(settings, bundle=default_bundle) as server:
         yield server
 
@@ -491,14 +492,14 @@ def test_a_client_that_goes_silent_is_finished_after_the_idle_timeout(live_serve
 
 
 def test_a_failing_analysis_closes_that_call_only(live_server, calls, monkeypatch):
-    original = CallSession._publish
+    original = CallAnalyzer.feed
 
-    def broken(self, new, *, closing):
+    def broken(self, x):
         if self.call_id == "boom":
             raise RuntimeError("simulated fault")
-        return original(self, new, closing=closing)
+        return original(self, x)
 
-    monkeypatch.setattr(CallSession, "_publish", broken)
+    monkeypatch.setattr(CallAnalyzer, "feed", broken)
     frames, _ = raw_frames(calls["calm"], encoding="pcm_s16le", sr=SR)
     start = {**START_16K, "channels": 2, "parties": ["agent", "customer"]}
 
@@ -674,3 +675,41 @@ def test_twilio_roles_single_track_dtmf_and_marks(live_server, calls):
     assert data["dtmf"] == [{"digit": "7", "track": "inbound_track", "at_s": pytest.approx(3.96, abs=0.05)}]
     assert data["metadata"]["queue"] == "billing" and data["duration_s"] == pytest.approx(8.0, abs=0.02)
     assert data["stats"]["missing_messages"] == 0
+
+
+def test_an_analysis_process_that_dies_fails_its_calls_only(exact_server, calls):
+    """Run last on this server: one of its two analysis processes is killed."""
+    frames, _ = raw_frames(calls["calm"], encoding="pcm_s16le", sr=SR)
+    start = {**START_16K, "channels": 2, "parties": ["agent", "customer"]}
+    backend = exact_server.service.registry.backend
+
+    async def run():
+        async with connect(exact_server.ws_url + "/stream") as ws:
+            await ws.send(json.dumps({**start, "call_id": "doomed"}))
+            await ws.recv()  # call_started
+            for f in frames[:30]:
+                await ws.send(f)
+            victim = next(w for w in backend.workers if w.calls == 1)
+            victim.proc.kill()
+            victim.proc.join(10)
+            events = []
+            try:
+                for f in frames[30:]:
+                    await ws.send(f)
+                async for text in ws:
+                    events.append(json.loads(text))
+            except ConnectionClosed:
+                pass
+        after = await exchange(
+            exact_server.ws_url + "/stream", [json.dumps({**start, "call_id": "survivor"}), *frames, '{"event": "stop"}']
+        )
+        return events, ws.close_code, after
+
+    events, code, (after_events, after_code) = asyncio.run(run())
+    assert code == 1011 and [e["code"] for e in events if e["type"] == "error"] == ["analysis_failed"]
+    doomed = wait_until_final(exact_server, "doomed")
+    assert doomed["status"] == "ended_abruptly" and "analysis worker" in doomed["error"]
+    assert after_code == 1000 and after_events[-1]["status"] == "completed"  # placed on the surviving process
+    assert call_json(exact_server, "survivor")["duration_s"] == pytest.approx(TOTAL_S, abs=0.01)
+    _, health, _ = http(exact_server, "/healthz")
+    assert health["status"] == "ok" and health["analysis_processes"] == 2

@@ -61,6 +61,12 @@ def add_service_commands(subparsers) -> None:
         help="seconds of audio a call may queue before its socket stops being read (default 4)",
     )
     s.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="analysis worker processes, each loading the model once (default: one per core; 0: threads of this process)",
+    )
+    s.add_argument(
         "--max-subscribers", type=int, default=32, help="open event WebSockets (/events, /calls/ID/events; default 32)"
     )
     s.add_argument(
@@ -165,6 +171,7 @@ def cmd_serve(args) -> int:
         max_calls=args.max_calls,
         max_message_bytes=args.max_message_kb * 1024,
         max_queued_s=args.max_queued,
+        processes=args.processes,
         max_subscribers=args.max_subscribers,
         keep_finished=args.keep_finished,
         **({"workers": args.workers} if args.workers else {}),

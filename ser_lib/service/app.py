@@ -13,8 +13,9 @@ Routes (one handler per concern; the protocols themselves live in :mod:`ser_lib.
 ``/metrics``                  GET         Prometheus text format
 ============================  ==========  =============================================================
 
-The model bundle is loaded once, in the lifespan, and warmed up (encoder, head, voice-activity
-detector) so the first call does not wait; all calls share it. When a token is set, every route
+The model bundle is loaded once, in the lifespan (or once per analysis worker process, see
+:mod:`ser_lib.service.workers`), and warmed up (encoder, head, voice-activity detector) so the first
+call does not wait; the calls of a process share it. When a token is set, every route
 but ``/healthz`` requires it (see :class:`~ser_lib.service.settings.ServiceSettings`); a WebSocket
 handshake without it is refused with HTTP 403, a REST request with 401.
 """
@@ -27,7 +28,6 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -52,27 +52,40 @@ class Service:
         self.bundle = bundle
         self.metrics = Metrics()
         self.registry: CallRegistry | None = None
+        self.model_name: str | None = None
         self.started = time.time()
 
     async def start(self) -> None:
+        """Load the model (here, or once per analysis worker process) and warm it up."""
+        from .workers import ProcessBackend, ThreadBackend, _warm_up
+
         loop = asyncio.get_running_loop()
-        if self.bundle is None:
-            from ..bundle import ModelBundle
+        if self.settings.processes > 0:
+            model = self.bundle.path if self.bundle is not None and self.bundle.path is not None else self.settings.model
+            if model is None:
+                from ..config import default_model_path
 
-            self.bundle = await loop.run_in_executor(None, ModelBundle.load, self.settings.model)
-        await loop.run_in_executor(None, self._warm_up)
-        self.registry = CallRegistry(self.bundle, self.settings, self.metrics)
-        logger.info("serving %s on %s (schema %s)", self.bundle.describe(), self.settings.url, SCHEMA)
+                model = default_model_path()
+            backend = await loop.run_in_executor(
+                None, lambda: ProcessBackend(model, self.settings.processes, timeline=self.settings.timeline)
+            )
+            self.model_name = backend.workers[0].model
+        else:
+            if self.bundle is None:
+                from ..bundle import ModelBundle
 
-    def _warm_up(self) -> None:
-        """Load the encoder, the head and the voice-activity detector once, before the first call."""
-        from ..calls import StreamingAnalyzer
-
-        analyzer = StreamingAnalyzer(self.bundle, sr=8000, channels=1, settings=self.settings.timeline)
-        analyzer.feed(np.zeros(8000, np.float32))
-        analyzer.finish()
-        if getattr(self.bundle, "frame_rate", None):
-            self.bundle.encoder().encode(np.zeros(16000, np.float32))
+                self.bundle = await loop.run_in_executor(None, ModelBundle.load, self.settings.model)
+            await loop.run_in_executor(None, _warm_up, self.bundle, self.settings.timeline)
+            backend = ThreadBackend(self.bundle)
+            self.model_name = self.bundle.describe()
+        self.registry = CallRegistry(backend, self.settings, self.metrics)
+        logger.info(
+            "serving %s on %s (schema %s; %s)",
+            self.model_name,
+            self.settings.url,
+            SCHEMA,
+            f"{self.settings.processes} analysis processes" if self.settings.processes else "analysis in threads",
+        )
 
     async def stop(self) -> None:
         if self.registry is not None:
@@ -110,7 +123,8 @@ async def healthz(request: Request) -> Response:
             "status": "ok",
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
-            "model": s.bundle.describe() if s.bundle is not None else None,
+            "model": s.model_name,
+            "analysis_processes": s.settings.processes,
             "active_calls": len(s.registry.active) if s.registry else 0,
             "uptime_s": round(time.time() - s.started, 1),
         }

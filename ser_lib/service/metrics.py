@@ -41,10 +41,20 @@ def _labels(labels: dict) -> str:
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
 
 
-def rss_bytes() -> int:
-    """Resident memory of this process in bytes (``/proc/self/statm``; 0 where unavailable)."""
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (``/proc/PID/stat``; this process by default; 0 if unknown)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of a process in bytes (``/proc/PID/statm``; this process by default; 0 where unavailable)."""
+    try:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
@@ -94,11 +104,13 @@ class Metrics:
                 self._window_times.popleft()
             return len(self._window_times) / self._rate_window
 
-    def render(self, *, active_calls: int, calls: list[dict], subscribers: int) -> str:
+    def render(self, *, active_calls: int, calls: list[dict], subscribers: int, workers: list[dict] | None = None) -> str:
         """The Prometheus text exposition: counters, gauges and per-call ``lag`` and ``queued`` audio.
 
-        ``calls``: one dict per active call with ``call_id``, ``lag_s`` and ``queued_s``.
+        ``calls``: one dict per active call with ``call_id``, ``lag_s`` and ``queued_s``; ``workers``:
+        one per analysis worker process with ``worker``, ``calls``, ``rss_bytes`` and ``cpu_s``.
         """
+        workers = workers or []
         lines: list[str] = []
 
         def gauge(name: str, help_: str, rows: list[tuple[dict, float]]) -> None:
@@ -122,6 +134,18 @@ class Metrics:
         )
         gauge("ser_event_subscribers", "Open event WebSockets (/events and /calls/{id}/events).", [({}, subscribers)])
         gauge("ser_process_resident_memory_bytes", "Resident memory of the service process.", [({}, rss_bytes())])
+        gauge("ser_process_cpu_seconds", "CPU seconds (user + system) used by the service process.", [({}, cpu_seconds())])
+        gauge("ser_worker_calls", "Calls per analysis worker process.", [({"worker": w["worker"]}, w["calls"]) for w in workers])
+        gauge(
+            "ser_worker_resident_memory_bytes",
+            "Resident memory per analysis worker process.",
+            [({"worker": w["worker"]}, w["rss_bytes"]) for w in workers],
+        )
+        gauge(
+            "ser_worker_cpu_seconds",
+            "CPU seconds per analysis worker process.",
+            [({"worker": w["worker"]}, w["cpu_s"]) for w in workers],
+        )
         gauge("ser_uptime_seconds", "Seconds since the service started.", [({}, time.time() - self.started)])
         with self._lock:
             counters = dict(self._counters)

@@ -52,14 +52,16 @@ class Subscriber:
 class CallRegistry:
     """Active and finished calls, the shared thread pool, the result store and the subscribers.
 
-    Created inside the running event loop (the service's lifespan), with the loaded ``bundle``.
+    Created inside the running event loop (the service's lifespan), with the analysis ``backend``
+    (:mod:`ser_lib.service.workers`). With worker processes, the pool's threads mostly wait for them,
+    so the pool has four threads per process (requests to a process are pipelined).
     """
 
-    def __init__(self, bundle, settings: ServiceSettings, metrics: Metrics | None = None):
-        self.bundle, self.settings = bundle, settings
+    def __init__(self, backend, settings: ServiceSettings, metrics: Metrics | None = None):
+        self.backend, self.settings = backend, settings
         self.metrics = metrics or Metrics()
         self.loop = asyncio.get_running_loop()
-        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="ser-call")
+        self.pool = ThreadPoolExecutor(max(settings.workers, 4 * backend.processes), thread_name_prefix="ser-call")
         self.store = ResultStore(settings.results)
         self.active: dict[str, CallSession] = {}
         self.finished: OrderedDict[str, CallSession] = OrderedDict()
@@ -122,6 +124,7 @@ class CallRegistry:
         for sub in list(self.subscribers):
             sub.end()
         self.pool.shutdown(wait=True, cancel_futures=False)
+        self.backend.close()
 
     # --- events --------------------------------------------------------------------------------------
     def subscribe(self, call_id: str | None) -> Subscriber:
@@ -162,7 +165,9 @@ class CallRegistry:
 
     def metrics_text(self) -> str:
         rows = [{"call_id": s.call_id, "lag_s": s.lag_s(), "queued_s": s.queued_s} for s in self.active.values()]
-        return self.metrics.render(active_calls=len(self.active), calls=rows, subscribers=len(self.subscribers))
+        return self.metrics.render(
+            active_calls=len(self.active), calls=rows, subscribers=len(self.subscribers), workers=self.backend.stats()
+        )
 
     def read_timeline(self, session: CallSession) -> dict | None:
         """The windows and speech of a finished call, from its results file."""

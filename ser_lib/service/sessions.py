@@ -1,23 +1,23 @@
-"""One call in progress: its :class:`~ser_lib.calls.StreamingAnalyzer`, fed off the event loop.
+"""One call in progress on the event loop's side: its audio queue, its events, its live state.
 
-A :class:`CallSession` owns one analyser (one loaded bundle and encoder are shared by all calls) and
-a bounded queue of audio between the event loop, which receives it, and a thread pool, which
-analyses it:
+A :class:`CallSession` holds a bounded queue of audio between the event loop, which receives it,
+and the call's analysis engine (a :class:`~ser_lib.service.analysis.CallAnalyzer` in a thread, or
+its proxy in an analysis worker process, see :mod:`ser_lib.service.workers`), driven from a thread
+pool:
 
 - :meth:`CallSession.push` (event loop) queues decoded audio. When the call already has
   ``max_queued_s`` of audio waiting, it waits for the analysis to catch up: the socket is not read
   meanwhile, so TCP flow control slows the sender; nothing is dropped.
-- :meth:`CallSession._work` (a pool thread) takes everything queued, feeds it to the analyser in
-  one piece (a call that fell behind catches up in bigger, cheaper steps), turns the windows that
-  became final into events (windows, segments of speech regions that closed, alerts) and hands
-  them to the event loop. It then requeues itself behind the other calls, so the pool serves calls
-  in turn.
-- :meth:`CallSession.finish` flushes the analyser and writes the call's results file through
+- :meth:`CallSession._work` (a pool thread) takes everything queued, hands it to the engine in one
+  piece (a call that fell behind catches up in bigger, cheaper steps), turns the payloads that came
+  back into events (adding the schema's common fields and each window's ``latency_s``), updates the
+  live state ``/calls`` shows, and hands the events to the event loop. It then requeues itself
+  behind the other calls, so the pool serves calls in turn.
+- :meth:`CallSession.finish` flushes the engine and writes the call's results file through
   :class:`ResultStore`.
 
 The time each audio chunk arrived is kept (for a few seconds), so every window event carries its
-``latency_s``: from the arrival of the window's last audio to the event, and the call's ``lag``
-(how long its oldest unanalysed audio has waited) is known at any moment.
+latency, and the call's ``lag`` (how long its oldest unanalysed audio has waited) is known at any moment.
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ..calls import CallAnalysis, StreamingAnalyzer, release_memory, segments_from_windows, windows_frame
 from ..io import dumps_json, write_json
-from .alerts import AlertTracker
-from .protocol import CLOSE_INTERNAL, SCHEMA, event, now_iso, segment_payload, window_payload
+from .analysis import table, timeline_tables  # noqa: F401 - re-exported for the wallboard's tests
+from .protocol import CLOSE_INTERNAL, SCHEMA, event, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -46,35 +44,6 @@ logger = logging.getLogger(__name__)
 SPARKLINE_POINTS = 90
 #: Seconds of arrival times kept per call (a window is final at most a few seconds after its audio).
 ARRIVALS_KEPT_S = 30.0
-
-
-def table(frame: pd.DataFrame, columns) -> dict:
-    """A frame as ``{"columns": [...], "rows": [[...], ...]}`` (compact JSON; floats rounded to 4 places)."""
-    cols = [c for c in columns if c in frame.columns]
-    f = frame[cols].copy()
-    for c in cols:
-        if pd.api.types.is_float_dtype(f[c]):
-            f[c] = f[c].round(4)
-    return {"columns": cols, "rows": f.astype(object).where(f.notna(), None).values.tolist()}
-
-
-def timeline_tables(result: CallAnalysis) -> dict:
-    """The windows and speech regions of ``result``, as the wallboard's timeline needs them."""
-    wcols = [
-        "channel",
-        "role",
-        "region",
-        "start_s",
-        "end_s",
-        "emotion",
-        "confidence",
-        "sentiment",
-        *[f"p_{lab}" for lab in result.labels],
-    ]
-    return {
-        "windows": table(result.windows, wcols),
-        "speech": table(result.speech, ["channel", "role", "region", "start_s", "end_s", "closed", "judged"]),
-    }
 
 
 class ResultStore:
@@ -96,14 +65,14 @@ class ResultStore:
 
 
 class CallSession:
-    """One call: its analyser, its audio queue, its live state and its events.
+    """One call: its audio queue, its analysis engine, its live state and its events.
 
     Parameters
     ----------
     call_id : str
     registry : CallRegistry
-        Supplies the event loop, the thread pool, the bundle, the settings, the metrics, and
-        delivers events to subscribers.
+        Supplies the event loop, the thread pool, the analysis backend, the settings and the
+        metrics, and delivers events to subscribers.
     source : {"twilio", "raw"}
     parties : sequence of str
         Party of each channel, in channel order.
@@ -112,23 +81,26 @@ class CallSession:
     tracks : sequence of str or None
         The Twilio track of each channel.
     metadata : dict
+
+    The constructor opens the call's engine (it may block: call it off the event loop), then
+    :meth:`attach` must be called on the loop.
     """
 
     def __init__(self, call_id, registry, *, source, parties, sr, channels, tracks=None, metadata=None, stream_sid=None):
         s = registry.settings
         self.call_id, self.source, self.sr, self.channels = call_id, source, int(sr), int(channels)
         self.registry = registry
-        self.analyzer = StreamingAnalyzer(
-            registry.bundle,
-            sr=sr,
-            channels=channels,
-            roles=list(parties),
-            settings=s.timeline,
+        self.engine = registry.backend.open(
+            call_id,
+            sr=self.sr,
+            channels=self.channels,
+            parties=list(parties),
+            timeline=s.timeline,
             grow=not s.complete_chunks,
-            name=call_id,
+            alerts=s.alerts,
         )
-        self.parties = list(self.analyzer.roles)
-        self.labels = list(self.analyzer.labels)
+        self.parties = list(self.engine.parties)
+        self.labels = list(self.engine.labels)
         self.tracks = list(tracks) if tracks else None
         self.metadata = dict(metadata or {})
         self.stream_sid = stream_sid
@@ -139,7 +111,6 @@ class CallSession:
         self.error: str | None = None
         self.failed = False
         self.failure_event: dict | None = None
-        self.alerts = AlertTracker(s.alerts, id_prefix=call_id)
         self._seq = itertools.count(1)
         self._loop, self._pool, self._metrics = registry.loop, registry.pool, registry.metrics
         self._max_queued = int(round(s.max_queued_s * self.sr))
@@ -154,14 +125,13 @@ class CallSession:
         self._finish_status: str | None = None
         self._space: asyncio.Event | None = None  # made on the event loop by attach()
         self._done: asyncio.Future | None = None
-        # analysis (pool thread only, one at a time per call)
-        self._alock = threading.Lock()
-        self._region_windows: dict[tuple[int, int], list] = {}
-        self._unchecked = 0
+        self._alock = threading.Lock()  # one engine call at a time per call
+        self._analysed_s = 0.0
         # live state, read by the REST handlers
         self._slock = threading.Lock()
         self.current: dict[str, dict] = {}
         self.sparkline = {role: deque(maxlen=SPARKLINE_POINTS) for role in self.parties}
+        self.alerts: list[dict] = []
         self.n_windows = 0
         self.n_segments = 0
         self.dtmf: list[dict] = []
@@ -180,7 +150,7 @@ class CallSession:
 
     # --- event loop side -----------------------------------------------------------------------------
     def attach(self) -> CallSession:
-        """Make the session's event-loop objects (call on the loop; the analyser may be built elsewhere)."""
+        """Make the session's event-loop objects (call on the loop)."""
         self._space = asyncio.Event()
         self._done = self._loop.create_future()
         return self
@@ -197,17 +167,19 @@ class CallSession:
     def position_s(self) -> float:
         return self.received / self.sr
 
-    def started_event(self) -> dict:
-        parties = [
+    def _parties(self) -> list[dict]:
+        return [
             {"channel": c, "role": r, **({"track": self.tracks[c]} if self.tracks else {})} for c, r in enumerate(self.parties)
         ]
+
+    def started_event(self) -> dict:
         return event(
             "call_started",
             self.call_id,
             self.next_seq(),
             0.0,
             source=self.source,
-            parties=parties,
+            parties=self._parties(),
             sample_rate=self.sr,
             labels=self.labels,
             metadata=self.metadata,
@@ -288,8 +260,8 @@ class CallSession:
             if chunks:
                 x = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
                 with self._alock:
-                    new = self.analyzer.feed(x)
-                    events += self._publish(new, closing=False)
+                    payloads, self._analysed_s = self.engine.feed(x)
+                events += self._events(payloads)
                 now = time.monotonic()
                 with self._qlock:
                     self.processed += x.shape[1]
@@ -327,80 +299,51 @@ class CallSession:
         if again:
             self._pool.submit(self._work)
 
-    def _publish(self, new, *, closing: bool) -> list[dict]:
-        """Events for the windows that just became final: windows, alerts, segments of closed regions."""
-        events, latencies = [], []
+    def _events(self, payloads: list[tuple[str, dict]]) -> list[dict]:
+        """Events from the engine's payloads: common fields, window latencies, live state, counters."""
+        events, latencies, windows = [], [], 0
         now = time.monotonic()
-        pos = self.analyzer.position_s
-        for w in new:
-            arrived = self._arrival(w.end_s)
-            latency = None if arrived is None else round(now - arrived, 3)
-            if latency is not None:
-                latencies.append(latency)
-            payload = window_payload(w, self.labels)
-            events.append(event("window", self.call_id, self.next_seq(), pos, **payload, latency_s=latency))
-            self._region_windows.setdefault((w.channel, w.region), []).append(w)
-            with self._slock:
-                self.current[w.role] = {
-                    k: payload[k] for k in ("emotion", "confidence", "sentiment", "start_s", "end_s", "probabilities")
-                }
-                self.sparkline[w.role].append((round((w.start_s + w.end_s) / 2, 2), payload["sentiment"]))
-                self.n_windows += 1
-            for alert in self.alerts.update(
-                role=w.role,
-                channel=w.channel,
-                start_s=w.start_s,
-                end_s=w.end_s,
-                sentiment=w.sentiment,
-                probabilities=payload["probabilities"],
-            ):
-                events.append(event("alert", self.call_id, self.next_seq(), pos, **alert))
-                self._metrics.inc("ser_alerts_total", kind=alert["kind"])
-        if new:
-            self._metrics.windows(len(new), latencies)
-        self._unchecked += 1
-        if new or closing or self._unchecked >= 50:
-            events += self._closed_segments(pos)
+        pos = self._analysed_s
+        for kind, fields in payloads:
+            if kind == "window":
+                arrived = self._arrival(fields["end_s"])
+                latency = None if arrived is None else round(now - arrived, 3)
+                if latency is not None:
+                    latencies.append(latency)
+                windows += 1
+                events.append(event("window", self.call_id, self.next_seq(), pos, **fields, latency_s=latency))
+                with self._slock:
+                    self.current[fields["role"]] = {
+                        k: fields[k] for k in ("emotion", "confidence", "sentiment", "start_s", "end_s", "probabilities")
+                    }
+                    self.sparkline[fields["role"]].append(fields["sentiment"])
+                    self.n_windows += 1
+            elif kind == "alert":
+                events.append(event("alert", self.call_id, self.next_seq(), pos, **fields))
+                with self._slock:
+                    self.alerts.append(fields)
+                self._metrics.inc("ser_alerts_total", kind=fields["kind"])
+            elif kind == "segment":
+                events.append(event("segment", self.call_id, self.next_seq(), pos, **fields))
+                self.n_segments += 1
+                self._metrics.inc("ser_segments_total")
+        if windows:
+            self._metrics.windows(windows, latencies)
         return events
 
-    def _closed_segments(self, pos: float) -> list[dict]:
-        """``segment`` events for the speech regions that closed (their windows are all final)."""
-        self._unchecked = 0
-        if not self._region_windows:
-            return []
-        speech = self.analyzer.speech()
-        closed = speech[speech["closed"]]
-        keys = {(int(c), int(r)) for c, r in zip(closed["channel"], closed["region"], strict=True)}
-        events = []
-        for key in sorted(k for k in self._region_windows if k in keys):
-            windows = windows_frame(self._region_windows.pop(key), self.labels)
-            region = closed[(closed["channel"] == key[0]) & (closed["region"] == key[1])]
-            segments = segments_from_windows(
-                windows, region, labels=self.labels, min_segment_s=self.analyzer.settings.min_segment_s
-            )
-            records = CallAnalysis(segments, windows, region, {}, 0.0, self.parties, self.labels, {}).segment_records()
-            for rec in records:
-                events.append(event("segment", self.call_id, self.next_seq(), pos, **segment_payload(rec)))
-            self.n_segments += len(records)
-            self._metrics.inc("ser_segments_total", len(records))
-        return events
-
-    def record(self, result: CallAnalysis, status: str) -> dict:
-        """The call as ``analyze-call --json`` writes it, plus the service's fields."""
+    def record(self, analysis: dict, status: str) -> dict:
+        """The call as ``analyze-call --json`` writes it (``analysis``), plus the service's fields."""
         with self._slock:
-            alerts = list(self.alerts.raised)
+            alerts = list(self.alerts)
         return {
-            **result.to_dict(),
+            **analysis,
             "schema": SCHEMA,
             "call_id": self.call_id,
             "status": status,
             "source": self.source,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
-            "parties": [
-                {"channel": c, "role": r, **({"track": self.tracks[c]} if self.tracks else {})}
-                for c, r in enumerate(self.parties)
-            ],
+            "parties": self._parties(),
             "metadata": self.metadata,
             "alerts": alerts,
             "dtmf": list(self.dtmf),
@@ -418,47 +361,44 @@ class CallSession:
         with self._alock:
             if self.final_record is not None:
                 return self.final_record
-            result = self.analyzer.result(source=self.call_id)
-        rec = self.record(result, self.status)
+            analysis, tables = self.engine.snapshot(timeline)
+        rec = self.record(analysis, self.status)
         rec["lag_s"] = round(self.lag_s(), 3)
         if timeline:
-            rec["timeline"] = timeline_tables(result)
+            rec["timeline"] = tables
         return rec
 
     def _finalise(self, status: str, *, broken: bool = False) -> list[dict]:
-        events = []
-        result = None
+        """Flush the engine, write the results file, make the summary (under the engine lock, so a
+        snapshot never meets a half-finished call)."""
         with self._alock:
+            return self._finalise_locked(status, broken=broken)
+
+    def _finalise_locked(self, status: str, *, broken: bool) -> list[dict]:
+        events, analysis, tables = [], None, None
+        try:
+            if broken:
+                self.engine.close()
+            else:
+                payloads, self._analysed_s, analysis, tables = self.engine.finish()
+                events += self._events(payloads)
+        except Exception:  # noqa: BLE001 - a broken engine: keep what the events said
             if not broken:
-                events += self._publish(self.analyzer.finish(), closing=True)
-            try:
-                result = self.analyzer.result(source=self.call_id)
-            except Exception:  # noqa: BLE001 - a broken analyser: keep what the events said
-                logger.exception("call %s: no result could be made", self.call_id)
+                raise
+            logger.exception("call %s: no result could be made", self.call_id)
         self.status, self.ended_at = status, now_iso()
-        if result is not None:
-            record = self.record(result, status)
-            timeline = timeline_tables(result)
+        if analysis is not None:
+            record = self.record(analysis, status)
         else:
-            record = {
-                "schema": SCHEMA,
-                "call_id": self.call_id,
-                "status": status,
-                "error": self.error,
-                "segments": [],
-                "summary": {},
-            }
-            timeline = None
+            record = {**self.record({"segments": [], "summary": {}}, status), "error": self.error}
         try:
             self.results_path = self.registry.store.write(
-                {**record, "timeline": timeline}, call_id=self.call_id, started=self.started
+                {**record, "timeline": tables}, call_id=self.call_id, started=self.started
             )
         except OSError as exc:
             logger.error("call %s: its results could not be written: %s", self.call_id, exc)
         self.final_record = record
-        self.analyzer = None  # frees the audio buffers, VAD and encoder state of this call
-        release_memory()  # and gives the native memory it used back (glibc keeps freed arenas otherwise)
-        self._region_windows.clear()
+        self.engine = None
         self._metrics.inc("ser_calls_finished_total", status=status)
         self.summary_event = event(
             "call_summary",
@@ -481,10 +421,10 @@ class CallSession:
         """The call as ``/calls`` lists it: parties' current emotion and sparkline, alerts, lag."""
         with self._slock:
             parties = {
-                role: {**(self.current.get(role) or {"emotion": None}), "sparkline": [s for _, s in self.sparkline[role]]}
+                role: {**(self.current.get(role) or {"emotion": None}), "sparkline": list(self.sparkline[role])}
                 for role in self.parties
             }
-            alerts = list(self.alerts.raised)
+            alerts = list(self.alerts)
         return {
             "call_id": self.call_id,
             "status": self.status,

@@ -79,8 +79,13 @@ class ServiceSettings:
         A call's audio is handed to its analyser in steps of at least this many seconds (one 20 ms
         Twilio frame at a time would cost more in hand-overs than in analysis); adds at most this
         much latency.
+    processes : int
+        Analysis worker processes, each with the model loaded once (0: analyse in this process's
+        threads). The event loop and every call's analysis share one interpreter lock in one
+        process, which then uses about one core however many there are; ``serve`` starts one
+        process per core.
     workers : int
-        Analysis threads shared by all calls (the encoder itself runs one call at a time).
+        Analysis threads shared by all calls (with ``processes``: at least two per process).
     max_subscribers : int
         Open event WebSockets (``/events``, ``/calls/{id}/events``).
     subscriber_queue : int
@@ -114,6 +119,7 @@ class ServiceSettings:
     max_message_bytes: int = 64 * 1024
     max_queued_s: float = 4.0
     feed_s: float = 0.1
+    processes: int = 0
     workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 1))
     max_subscribers: int = 32
     subscriber_queue: int = 5000
@@ -140,6 +146,7 @@ class ServiceSettings:
         if not 0 < int(self.port) < 65536:
             raise ParameterError(f"port={self.port} must be between 1 and 65535")
         for name, low in (
+            ("processes", 0),
             ("max_calls", 1),
             ("workers", 1),
             ("max_subscribers", 0),

@@ -2,8 +2,9 @@
 
 ``python -m ser_lib serve`` runs it (Starlette on uvicorn). Audio comes in over WebSockets, as
 Twilio Media Streams (``/twilio``) or raw PCM / G.711 / float frames (``/stream``); each call gets
-its own :class:`ser_lib.calls.StreamingAnalyzer` (the same engine as ``analyze-call``), all sharing
-one loaded model, analysed in a thread pool off the event loop with a bounded audio queue per call.
+its own :class:`ser_lib.calls.StreamingAnalyzer` (the same engine as ``analyze-call``), analysed off
+the event loop (in worker processes that each load the model once, or in threads sharing it) with a
+bounded audio queue per call.
 Results go out as versioned JSON events (``/events``, ``/calls/{id}/events``; schema
 :data:`~ser_lib.service.protocol.SCHEMA`, documented in ``docs/LIVE_SCHEMA.md``), over REST
 (``/calls``, ``/calls/{id}``, ``/healthz``, ``/metrics``), and into one JSON file per finished call.
@@ -15,7 +16,9 @@ Modules
 - :mod:`~ser_lib.service.codecs`: G.711 mu-law / A-law with NumPy tables, PCM and float decoding.
 - :mod:`~ser_lib.service.assembler`: Twilio tracks put in step by timestamp.
 - :mod:`~ser_lib.service.alerts`: sustained negative sentiment and emotion spikes, once per episode.
-- :mod:`~ser_lib.service.sessions`: one call (analyser, queue, events, results file).
+- :mod:`~ser_lib.service.analysis`: the analysis half of a call (windows, alerts, segments, record).
+- :mod:`~ser_lib.service.workers`: where calls are analysed (threads, or worker processes).
+- :mod:`~ser_lib.service.sessions`: one call on the event loop's side (queue, events, results file).
 - :mod:`~ser_lib.service.registry`: all calls, limits, event subscribers.
 - :mod:`~ser_lib.service.ingest`: the ``/twilio`` and ``/stream`` connections.
 - :mod:`~ser_lib.service.metrics`: counters and the Prometheus text.

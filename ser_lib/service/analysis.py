@@ -13,6 +13,8 @@ Everything it returns is plain data (it crosses a process boundary).
 
 from __future__ import annotations
 
+import gc
+
 import pandas as pd
 
 from ..calls import CallAnalysis, StreamingAnalyzer, release_memory, segments_from_windows, windows_frame
@@ -97,15 +99,18 @@ class CallAnalyzer:
         position = self.analyzer.position_s
         result = self.analyzer.result(source=self.call_id)
         out = payloads, position, result.to_dict(), timeline_tables(result)
-        self.analyzer = None
-        self._region_windows.clear()
-        release_memory()
+        self.close()
         return out
 
     def close(self) -> None:
-        """Drop the analyser without a result (a call whose analysis failed)."""
+        """Drop the analyser (after :meth:`finish`, or without a result when the analysis failed).
+
+        The analyser and its channels refer to each other, so only the cycle collector frees them:
+        collect now, then give the freed native memory back. Left to the collector's own schedule,
+        finished calls (about 20 MB each) piled up for minutes in a busy service."""
         self.analyzer = None
         self._region_windows.clear()
+        gc.collect()
         release_memory()
 
     def snapshot(self, timeline: bool = False) -> tuple[dict, dict | None]:

@@ -37,7 +37,12 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "duration",
 )
 
-CORPORA: tuple[str, ...] = ("RAVDESS", "SAVEE", "TESS", "CREMA-D")
+#: The four acted English corpora the product began with (the four-corpus recipe trains on these).
+ACTED_ENGLISH: tuple[str, ...] = ("RAVDESS", "SAVEE", "TESS", "CREMA-D")
+#: Natural and non-English speech, added for multi-corpus and cross-lingual training.
+OTHER_CORPORA: tuple[str, ...] = ("URDU", "ASED", "EMOVO")
+#: Every corpus recognised by file name.
+CORPORA: tuple[str, ...] = ACTED_ENGLISH + OTHER_CORPORA
 
 #: What a user should have, per corpus: shown in errors and in the README.
 EXPECTED_LAYOUTS: dict[str, str] = {
@@ -45,6 +50,9 @@ EXPECTED_LAYOUTS: dict[str, str] = {
     "TESS": "OAF_angry/OAF_back_angry.wav (SPEAKER_word_emotion)",
     "SAVEE": "DC_a01.wav (SPEAKER_codeNN), or DC/a01.wav",
     "CREMA-D": "AudioWAV/1001_DFA_ANG_XX.wav (actor_sentence_EMOTION_level)",
+    "URDU": "Angry/SM1_F10_A010.wav (speaker S+M/F+id, file number, emotion letter A/H/N/S + number)",
+    "ASED": "05Angry/a5-03-01-02-50.wav (emotion letter+number n1 f2 h3 s4 a5, sentence, repetition, gender, speaker)",
+    "EMOVO": "f1/rab-f1-b1.wav (neu gio tri rab pau dis sor, speaker f1-f3 m1-m3, sentence)",
 }
 
 SOURCES: dict[str, str] = {
@@ -52,6 +60,21 @@ SOURCES: dict[str, str] = {
     "TESS": "https://doi.org/10.5683/SP2/E8H2MF (University of Toronto Dataverse)",
     "SAVEE": "http://kahlan.eps.surrey.ac.uk/savee/ (registration, research use)",
     "CREMA-D": "https://github.com/CheyneyComputerScience/CREMA-D (AudioWAV folder)",
+    "URDU": "https://github.com/siddiquelatif/URDU-Dataset (research use only)",
+    "ASED": "https://github.com/Ethio2021/ASED_V1 (Amharic; no licence stated: research use)",
+    "EMOVO": "http://voice.fub.it/activities/corpora/emovo/index.html (research use)",
+}
+
+#: The emotions each corpus labels: a corpus says nothing about the others (training masks its loss
+#: to these, so a corpus without calm does not teach that calm never happens).
+CORPUS_EMOTIONS: dict[str, tuple[str, ...]] = {
+    "RAVDESS": ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"),
+    "SAVEE": ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"),
+    "TESS": ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"),
+    "CREMA-D": ("neutral", "happy", "sad", "angry", "fear", "disgust"),
+    "URDU": ("neutral", "happy", "sad", "angry"),
+    "ASED": ("neutral", "happy", "sad", "angry", "fear"),
+    "EMOVO": ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"),
 }
 
 _RAVDESS_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
@@ -59,6 +82,10 @@ _TESS_RE = re.compile(r"^(OAF|YAF|OA|YA)_([A-Za-z]+)_(angry|disgust|fear|happy|n
 _SAVEE_RE = re.compile(r"^(DC|JE|JK|KL)_(a|d|f|h|n|sa|su)(\d{2})$")
 _SAVEE_BARE_RE = re.compile(r"^(a|d|f|h|n|sa|su)(\d{2})$")
 _CREMA_RE = re.compile(r"^(\d{4})_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_(LO|MD|HI|XX|X)$")
+_URDU_RE = re.compile(r"^S([MF])(\d+)_F(\d+)_([AHNS])(\d+)$", re.IGNORECASE)
+# ASED: one file in the download has an upper-case emotion letter (S4-04-02-01-29).
+_ASED_RE = re.compile(r"^([nfhsa])([1-5])-(\d{2})-(\d{2})-(0[12])-(\d{2,3})$", re.IGNORECASE)
+_EMOVO_RE = re.compile(r"^(neu|gio|tri|rab|pau|dis|sor)-([fm][1-3])-([a-z]\d)$", re.IGNORECASE)
 
 _RAVDESS_EMOTIONS = {f"{i + 1:02d}": e for i, e in enumerate(EMOTIONS)}
 _TESS_EMOTIONS = {
@@ -80,6 +107,17 @@ _SAVEE_EMOTIONS = {
     "su": "surprise",
 }
 _CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+_URDU_EMOTIONS = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
+_ASED_EMOTIONS = {"n1": "neutral", "f2": "fear", "h3": "happy", "s4": "sad", "a5": "angry"}
+_EMOVO_EMOTIONS = {
+    "neu": "neutral",
+    "gio": "happy",
+    "tri": "sad",
+    "rab": "angry",
+    "pau": "fear",
+    "dis": "disgust",
+    "sor": "surprise",
+}
 _CREMA_LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified", "X": "unspecified"}
 
 
@@ -182,11 +220,65 @@ def _parse_crema(stem: str, parent: str) -> dict | None:
     }
 
 
+def _parse_urdu(stem: str, parent: str) -> dict | None:
+    m = _URDU_RE.match(stem)
+    if not m:
+        return None
+    sex, speaker, number, emo, _ = m.groups()
+    return {
+        "corpus": "URDU",
+        "speaker": f"URDU_S{sex.upper()}{int(speaker)}",
+        "gender": "male" if sex.upper() == "M" else "female",
+        "emotion": _URDU_EMOTIONS[emo.upper()],
+        "code": emo.upper(),
+        "intensity": "natural",
+        "text_id": f"F{number}",
+    }
+
+
+def _parse_ased(stem: str, parent: str) -> dict | None:
+    m = _ASED_RE.match(stem)
+    if not m:
+        return None
+    letter, number, sentence, repetition, gender, speaker = m.groups()
+    code = letter.lower() + number
+    if code not in _ASED_EMOTIONS:  # the letter and the number disagree (h1): no label to trust
+        return None
+    return {
+        "corpus": "ASED",
+        "speaker": f"ASED_{int(speaker):02d}",
+        "gender": "female" if gender == "01" else "male",
+        "emotion": _ASED_EMOTIONS[code],
+        "code": code,
+        "intensity": "normal",
+        "text_id": f"sentence{sentence}",
+    }
+
+
+def _parse_emovo(stem: str, parent: str) -> dict | None:
+    m = _EMOVO_RE.match(stem)
+    if not m:
+        return None
+    emo, speaker, sentence = (g.lower() for g in m.groups())
+    return {
+        "corpus": "EMOVO",
+        "speaker": f"EMOVO_{speaker}",
+        "gender": "female" if speaker[0] == "f" else "male",
+        "emotion": _EMOVO_EMOTIONS[emo],
+        "code": emo,
+        "intensity": "normal",
+        "text_id": sentence,
+    }
+
+
 _PARSERS: dict[str, Callable[[str, str], dict | None]] = {
     "RAVDESS": _parse_ravdess,
     "TESS": _parse_tess,
     "SAVEE": _parse_savee,
     "CREMA-D": _parse_crema,
+    "URDU": _parse_urdu,
+    "ASED": _parse_ased,
+    "EMOVO": _parse_emovo,
 }
 
 
@@ -217,6 +309,21 @@ def _crema_genders(root: Path) -> dict[str, str]:
         except (OSError, csv.Error) as exc:
             logger.warning("Could not read %s: %s", csv_path, exc)
     return genders
+
+
+def _majority_gender(manifest: pd.DataFrame, corpus: str) -> pd.DataFrame:
+    """One gender per speaker: ASED's file names carry it per file, and a few files of some speakers
+    disagree with the rest of their files (speaker 21: 57 female, 1 male); the majority wins."""
+    rows = manifest["corpus"] == corpus
+    if not rows.any():
+        return manifest
+    majority = manifest[rows].groupby("speaker")["gender"].agg(lambda g: g.value_counts().index[0])
+    fixed = manifest.loc[rows, "speaker"].map(majority)
+    changed = int((fixed != manifest.loc[rows, "gender"]).sum())
+    if changed:
+        logger.info("%s: %d file(s) whose gender field disagrees with their speaker's other files", corpus, changed)
+        manifest.loc[rows, "gender"] = fixed
+    return manifest
 
 
 def _duration(path: str) -> float:
@@ -268,6 +375,7 @@ def scan_folder(root: str | os.PathLike, *, corpora: tuple[str, ...] = CORPORA, 
         genders = _crema_genders(root) if (manifest["corpus"] == "CREMA-D").any() else {}
         if genders:
             manifest["gender"] = manifest["speaker"].map(genders).fillna(manifest["gender"])
+        manifest = _majority_gender(manifest, "ASED")
         if durations:
             manifest["duration"] = [_duration(p) for p in manifest["path"]]
         manifest = manifest.sort_values(["corpus", "speaker", "path"], kind="stable").reset_index(drop=True)
@@ -350,3 +458,18 @@ def load_savee(root: str | os.PathLike, *, durations: bool = True) -> pd.DataFra
 def load_crema_d(root: str | os.PathLike, *, durations: bool = True) -> pd.DataFrame:
     """Manifest of the CREMA-D files under ``root`` (``1001_DFA_ANG_XX.*``; no calm or surprise)."""
     return _load_one("CREMA-D", root, durations)
+
+
+def load_urdu(root: str | os.PathLike, *, durations: bool = True) -> pd.DataFrame:
+    """Manifest of the URDU-Dataset files under ``root`` (``Angry/SM1_F10_A010.*``; 4 emotions, natural speech)."""
+    return _load_one("URDU", root, durations)
+
+
+def load_ased(root: str | os.PathLike, *, durations: bool = True) -> pd.DataFrame:
+    """Manifest of the ASED v1 (Amharic) files under ``root`` (``05Angry/a5-03-01-02-50.*``; 5 emotions)."""
+    return _load_one("ASED", root, durations)
+
+
+def load_emovo(root: str | os.PathLike, *, durations: bool = True) -> pd.DataFrame:
+    """Manifest of the EMOVO (Italian) files under ``root`` (``f1/rab-f1-b1.*``; 7 emotions, no calm)."""
+    return _load_one("EMOVO", root, durations)

@@ -13,10 +13,13 @@ from ser_lib.corpora import (
     MANIFEST_COLUMNS,
     emotion_counts,
     find_corpora,
+    load_ased,
     load_crema_d,
+    load_emovo,
     load_ravdess,
     load_savee,
     load_tess,
+    load_urdu,
     parse_filename,
     scan_folder,
 )
@@ -43,6 +46,16 @@ from ser_lib.errors import CorpusError
         ("AudioWAV/1001_DFA_ANG_XX.wav", dict(corpus="CREMA-D", speaker="CREMA-D_1001", emotion="angry",
                                               intensity="unspecified", text_id="DFA")),
         ("1091_IEO_FEA_HI.wav", dict(emotion="fear", intensity="high")),
+        ("Angry/SM2_F27_A049.wav", dict(corpus="URDU", speaker="URDU_SM2", gender="male", emotion="angry",
+                                        intensity="natural", text_id="F27")),
+        ("Sad/SF10_F3_S003.opus", dict(corpus="URDU", speaker="URDU_SF10", gender="female", emotion="sad")),
+        ("05Angry/a5-03-01-02-50.wav", dict(corpus="ASED", speaker="ASED_50", gender="male", emotion="angry",
+                                            text_id="sentence03")),
+        ("04Sad/S4-04-02-01-29.opus", dict(corpus="ASED", speaker="ASED_29", gender="female", emotion="sad")),
+        ("02Fearful/f2-01-01-01-07.wav", dict(corpus="ASED", emotion="fear", code="f2")),
+        ("f1/rab-f1-b1.wav", dict(corpus="EMOVO", speaker="EMOVO_f1", gender="female", emotion="angry")),
+        ("m3/gio-m3-l4.wav", dict(corpus="EMOVO", speaker="EMOVO_m3", gender="male", emotion="happy")),
+        ("m3/sor-m3-n5.wav", dict(corpus="EMOVO", emotion="surprise", code="sor")),
     ],
 )
 def test_parse_filename(path, expected):
@@ -54,7 +67,9 @@ def test_parse_filename(path, expected):
 @pytest.mark.parametrize(
     "path",
     ["notes.wav", "Actor_01/03-02-05-01-01-01-01.wav", "Actor_01/03-01-09-01-01-01-01.wav", "XY_a01.wav",
-     "a01.wav", "1001_DFA_XXX_XX.wav", "OAF_back_bored.wav"],
+     "a01.wav", "1001_DFA_XXX_XX.wav", "OAF_back_bored.wav",
+     # URDU with an unknown emotion letter, ASED whose letter and number disagree, EMOVO's unknown code
+     "SM1_F10_X010.wav", "h1-01-01-01-01.wav", "a5-01-01-03-01.wav", "ans-f1-b1.wav", "rab-x1-b1.wav"],
 )
 def test_parse_filename_rejects(path):
     assert parse_filename(path) is None
@@ -195,3 +210,42 @@ def test_raw_sample_quirks(raw_scan):
     assert m.loc["DC_sa01.wav", "emotion"] == "sad" and m.loc["DC_su02.wav", "emotion"] == "surprise"
     assert m.loc["03-01-02-01-01-02-01.wav", "emotion"] == "calm"
     assert set(m.loc[m["corpus"] == "TESS", "speaker"]) == {"TESS_OAF", "TESS_YAF"}
+
+
+def test_new_corpora_on_a_fake_tree(tmp_path):
+    """URDU, ASED and EMOVO found anywhere by file name; ASED's per-file gender settled per speaker."""
+    import numpy as np
+    import soundfile as sf
+
+    y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000)
+    names = [
+        "urdu/Angry/SM1_F10_A010.wav", "urdu/Neutral/SF2_F1_N001.wav",
+        "ased/05Angry/a5-01-01-01-21.wav", "ased/04Sad/s4-01-01-01-21.wav", "ased/03Happy/h3-01-01-02-21.wav",
+        "ased/01Neutral/n1-02-01-02-07.wav", "emovo/f2/neu-f2-b1.wav", "emovo/m1/pau-m1-d2.wav",
+    ]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / name, y, 16000)
+    urdu, ased, emovo = load_urdu(tmp_path), load_ased(tmp_path), load_emovo(tmp_path)
+    assert list(urdu["emotion"]) == ["neutral", "angry"] and set(urdu["gender"]) == {"female", "male"}
+    assert set(ased["speaker"]) == {"ASED_07", "ASED_21"}
+    genders = ased.groupby("speaker")["gender"].agg(set).to_dict()
+    assert genders == {"ASED_07": {"male"}, "ASED_21": {"female"}}  # 2 of 3 files say female
+    assert sorted(emovo["emotion"]) == ["fear", "neutral"]
+    assert find_corpora(tmp_path).manifest["corpus"].value_counts().to_dict() == {"ASED": 4, "URDU": 2, "EMOVO": 2}
+    with pytest.raises(CorpusError, match=r"No URDU files under .*SM1_F10_A010"):
+        load_urdu(tmp_path / "emovo")
+
+
+def test_shared_new_corpora(shared_corpora):
+    """The three added corpora as shipped: counts, speakers and the emotions each labels."""
+    from ser_lib.corpora import CORPUS_EMOTIONS
+
+    m = find_corpora(shared_corpora, durations=False).manifest
+    counts = m["corpus"].value_counts().to_dict()
+    assert {k: counts.get(k) for k in ("URDU", "ASED", "EMOVO")} == {"URDU": 190, "ASED": 2474, "EMOVO": 588}
+    speakers = m.groupby("corpus")["speaker"].nunique().to_dict()
+    assert (speakers["URDU"], speakers["ASED"], speakers["EMOVO"]) == (19, 65, 6)
+    for corpus, emotions in CORPUS_EMOTIONS.items():
+        assert set(m.loc[m["corpus"] == corpus, "emotion"]) == set(emotions), corpus
+    assert m.loc[m["corpus"] == "ASED"].groupby("speaker")["gender"].nunique().max() == 1

@@ -391,18 +391,26 @@ def generate_store(path: str | os.PathLike, spec: SyntheticSpec | None = None, *
     """
     spec = spec or SyntheticSpec(**kwargs)
     tables = generate_frames(spec)
+    write_frames(path, tables)
+    logger.info("generated %d calls in %s", spec.n_calls, path)
+    return tables
+
+
+def write_frames(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> None:
+    """Insert ``tables`` (name -> frame, columns named as in the store; any subset of tables and
+    columns) into the store at ``path`` in one transaction, creating the store if need be."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with _writer(path) as con:
         con.execute("BEGIN TRANSACTION")
         for name in TABLES:
-            con.register("frame", tables[name])
-            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
-            con.unregister("frame")
+            if name in tables:
+                con.register("frame", tables[name])
+                con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
+                con.unregister("frame")
         con.execute("COMMIT")
-    logger.info("generated %d calls in %s in %.1f s", spec.n_calls, path, time.perf_counter() - t0)
-    return tables
+    logger.debug("wrote %s in %.2f s", {k: len(v) for k, v in tables.items()}, time.perf_counter() - t0)
 
 
 def _writer(path: Path):

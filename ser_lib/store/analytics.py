@@ -294,7 +294,8 @@ def worst_calls(con, filters: Filters, *, by: str = "sentiment", limit: int = 25
                        n_alerts AS alerts, source
                 FROM calls WHERE {where} AND customer_mean_sentiment IS NOT NULL
                 ORDER BY {order} LIMIT ?)
-            SELECT top.*, COALESCE(m.n, 0) AS worst_moments, w.peak_s AS worst_peak_s, w.role AS worst_role,
+            SELECT top.*, COALESCE(m.n, 0) AS worst_moments,
+                   COALESCE(w.peak_s, (w.start_s + w.end_s) / 2) AS worst_peak_s, w.role AS worst_role,
                    w.emotion AS worst_emotion, w.sentiment AS worst_sentiment
             FROM top
             LEFT JOIN (SELECT analysis_id, count(*) AS n FROM worst_moments

@@ -69,3 +69,15 @@ class AudioTooLongError(AudioError, ParameterError):
 
 def _rebuild_too_long(message: str, seconds: float | None, max_seconds: float | None) -> AudioTooLongError:
     return AudioTooLongError(message, seconds=seconds, max_seconds=max_seconds)
+
+
+class StoreError(SERError):
+    """The call store (:mod:`ser_lib.store`) cannot be opened, read or written: unreadable, newer, bad metadata."""
+
+
+class StoreNotFoundError(StoreError):
+    """No call store exists yet at the path asked for (a reader never creates one)."""
+
+
+class StoreBusyError(StoreError):
+    """The call store stayed locked by another process for longer than the caller would wait."""

@@ -283,7 +283,7 @@ def test_one_calls_timeline_comes_back_from_the_store(generated):
 
 def test_a_missing_store_says_how_to_make_one(tmp_path):
     with (
-        pytest.raises(StoreNotFoundError, match="python -m ser_lib analyze-calls FOLDER"),
+        pytest.raises(StoreNotFoundError, match="analyze-calls"),
         an.open_reader(tmp_path / "none.duckdb"),
     ):
         pass

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ParameterError, StoreBusyError, StoreNotFoundError
+from ..errors import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,9 @@ class Dashboard:
 
 @contextmanager
 def open_reader(path: str | os.PathLike, *, wait_s: float = 3.0) -> Iterator:
-    """A read-only DuckDB connection to the store at ``path``, closed on exit.
-
-    Retries while a writer holds the file (a batch writes one call per short transaction) for up
-    to ``wait_s`` seconds.
+    """A read-only DuckDB connection to the store at ``path`` for one batch of queries, closed on exit
+    (:meth:`ser_lib.store.CallStore.reader`: under the store's shared lock, waiting up to ``wait_s``
+    seconds while a writer finishes its call).
 
     Raises
     ------
@@ -99,37 +98,12 @@ def open_reader(path: str | os.PathLike, *, wait_s: float = 3.0) -> Iterator:
     StoreBusyError
         The file stayed locked for ``wait_s`` seconds.
     StoreError
-        The store was written by a newer ser_lib.
+        The store was written by a newer ser_lib, or is not a DuckDB file.
     """
-    import duckdb
+    from .store import CallStore
 
-    from .schema import check_not_newer, stored_version
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise StoreNotFoundError(
-            f"No call store at {p}. Make one by analysing a folder of calls: `python -m ser_lib analyze-calls FOLDER` "
-            "writes data/calls.duckdb (or $SER_CALL_STORE, or --store PATH)."
-        )
-    deadline = time.monotonic() + wait_s
-    delay = 0.02
-    while True:
-        try:
-            con = duckdb.connect(str(p), read_only=True)
-            break
-        except duckdb.IOException as exc:
-            if time.monotonic() > deadline:
-                raise StoreBusyError(
-                    f"The call store {p} stayed locked by another process for {wait_s:.0f} s ({exc}). A writer that "
-                    "holds it longer than one call is unusual: try again, or check which process has it open."
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
-    try:
-        check_not_newer(stored_version(con), where=str(p))
+    with CallStore(Path(path).expanduser(), read_only=True, timeout=wait_s).reader() as con:
         yield con
-    finally:
-        con.close()
 
 
 def _df(con, sql: str, params: list | None = None) -> pd.DataFrame:

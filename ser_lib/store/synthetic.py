@@ -414,11 +414,7 @@ def write_frames(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> No
 
 
 def _writer(path: Path):
-    """A read-write connection to the store at ``path``, its schema created (or upgraded) by the store's own migrations."""
-    import duckdb
+    """The store's own writer (its lock, its schema and migrations) for ``path``."""
+    from .store import CallStore
 
-    from .schema import migrate
-
-    con = duckdb.connect(str(path))
-    migrate(con, where=str(path))
-    return con
+    return CallStore(path).writer()

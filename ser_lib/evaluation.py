@@ -53,6 +53,51 @@ def summary_metrics(y_true: Sequence[str], y_pred: Sequence[str]) -> dict:
     }
 
 
+#: The four emotions every corpus here labels (cross-corpus figures are scored on these).
+FOUR_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
+
+
+def four_class_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Rescore per-file predictions on four classes: angry, happy, neutral (calm folded in), sad.
+
+    Keeps the files whose true emotion is one of them (calm counted as neutral); the predicted
+    emotion is the largest of ``p_angry``, ``p_happy``, ``p_neutral + p_calm`` and ``p_sad`` (the
+    other probabilities dropped). This is how models trained on different emotion sets are
+    compared on a corpus none of them saw (leave one corpus out).
+
+    Parameters
+    ----------
+    predictions : pd.DataFrame
+        Columns ``emotion`` and ``p_<emotion>`` (at least ``p_neutral``, ``p_happy``, ``p_sad``,
+        ``p_angry``), plus whatever else (corpus, speaker), as in :attr:`EvaluationResult.predictions`.
+
+    Returns
+    -------
+    pd.DataFrame
+        The kept rows with ``emotion`` and ``predicted`` among :data:`FOUR_CLASSES`.
+    """
+    missing = [f"p_{e}" for e in FOUR_CLASSES if f"p_{e}" not in predictions]
+    if missing:
+        raise ParameterError(f"Four-class scoring needs the columns {missing}: pass per-file predictions with probabilities.")
+    df = predictions.copy()
+    df["emotion"] = df["emotion"].replace({"calm": "neutral"})
+    df = df[df["emotion"].isin(FOUR_CLASSES)].reset_index(drop=True)
+    p = np.stack([df[f"p_{e}"].to_numpy(float) for e in FOUR_CLASSES], axis=1)
+    if "p_calm" in df:
+        p[:, 0] += df["p_calm"].to_numpy(float)
+    df["predicted"] = np.asarray(FOUR_CLASSES, dtype=object)[p.argmax(axis=1)] if len(df) else []
+    return df
+
+
+def four_class_metrics(predictions: pd.DataFrame) -> dict:
+    """:func:`summary_metrics` on :func:`four_class_predictions`, overall and ``per_corpus``."""
+    df = four_class_predictions(predictions)
+    out = summary_metrics(df["emotion"], df["predicted"])
+    if "corpus" in df:
+        out["per_corpus"] = {c: summary_metrics(g["emotion"], g["predicted"]) for c, g in df.groupby("corpus", sort=True)}
+    return out
+
+
 @dataclass
 class EvaluationResult:
     """Everything a report shows. ``predictions`` has one row per file: path, corpus, speaker,

@@ -1,0 +1,187 @@
+"""Beyond acted English: held-out speakers and leave-one-corpus-out, four-corpus default against the new recipe.
+
+Runs (each saved as ``<out>/<run>.json`` when done, so an interrupted benchmark keeps what it has and a
+second call skips finished runs):
+
+- ``default``: the shipped four-corpus default (``--default``, trained on every speaker of RAVDESS,
+  SAVEE, TESS, CREMA-D) on URDU, ASED and EMOVO, which it never heard (so a leave-one-corpus-out
+  figure for each), plus its held-out run's per-file predictions on the four (``evaluation.json``);
+- ``heldout``: the new recipe (every corpus, loss masked per corpus, balanced sampling, telephone
+  and pitch views) with speakers held out in every corpus (the same speakers as before for the four);
+- ``loco-<CORPUS>``: the new recipe trained without CORPUS, tested on all of it;
+- ``four-loco-<CORPUS>``: the four-corpus recipe trained without one of the four, tested on it.
+
+Every run is scored on eight classes per corpus (as before) and on four classes (angry, happy,
+neutral with calm folded in, sad: :func:`ser_lib.evaluation.four_class_metrics`), which every
+corpus labels. The table at the end compares what is there.
+
+Usage::
+
+    python benchmarks/time_frames.py --data ../shared/corpora          # fills the frame cache (optional)
+    python benchmarks/bench_multicorpus.py --data ../shared/corpora --runs default heldout loco-URDU ...
+        [--epochs 12] [--out benchmarks/multicorpus] [--save-heldout models/multicorpus-heldout]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ser_lib.corpora import ACTED_ENGLISH, OTHER_CORPORA, find_corpora
+from ser_lib.evaluation import four_class_metrics, summary_metrics
+from ser_lib.training import TrainConfig, split_manifest, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _scores(pred: pd.DataFrame) -> dict:
+    eight = {c: summary_metrics(g["emotion"], g["predicted"]) for c, g in pred.groupby("corpus", sort=True)}
+    acted = pred[pred["corpus"].isin(ACTED_ENGLISH)]
+    return {
+        "eight": {
+            "overall": summary_metrics(pred["emotion"], pred["predicted"]),
+            "per_corpus": eight,
+            "acted_four_corpora": summary_metrics(acted["emotion"], acted["predicted"]) if len(acted) else None,
+        },
+        "four": four_class_metrics(pred),
+    }
+
+
+def run_default(manifest: pd.DataFrame, bundle_dir: Path) -> dict:
+    from ser_lib.bundle import ModelBundle
+    from ser_lib.featurize import EncoderExtractor, featurize_files
+
+    bundle = ModelBundle.load(bundle_dir)
+    unseen = manifest[manifest["corpus"].isin(OTHER_CORPORA)].reset_index(drop=True)
+    t0 = time.time()
+    # the encoder frames from the training cache (as train() scores its test files): no second encoding
+    frames, failures = featurize_files(list(unseen["path"]), EncoderExtractor("whisper-base", "clean"), n_jobs=2, desc="frames")
+    ok = [i for i, f in enumerate(frames) if f is not None]
+    probs = bundle.probabilities_from_features([frames[i].astype("float32") for i in ok])
+    new = unseen.iloc[ok][["path", "corpus", "speaker", "emotion"]].reset_index(drop=True)
+    new["predicted"] = [bundle.labels[k] for k in probs.argmax(axis=1)]
+    for k, lab in enumerate(bundle.labels):
+        new[f"p_{lab}"] = probs[:, k]
+    heldout = pd.DataFrame(json.loads((bundle_dir / "evaluation.json").read_text())["predictions"])
+    # the URDU speakers the new recipe holds out: the same rows, for a like-for-like figure
+    split = split_manifest(manifest.reset_index(drop=True), split="speaker", seed=0)
+    test_paths = set(manifest.reset_index(drop=True)["path"].iloc[split.test])
+    urdu_test = new[(new["corpus"] == "URDU") & new["path"].isin(test_paths)]
+    return {
+        "model": str(bundle_dir),
+        "unseen": _scores(new),
+        "heldout_acted": _scores(heldout),
+        "urdu_heldout_speakers": four_class_metrics(urdu_test),
+        "seconds": round(time.time() - t0, 1),
+    }
+
+
+def run_training(manifest: pd.DataFrame, cfg: TrainConfig, save: Path | None = None) -> dict:
+    result = train(manifest, cfg)
+    pred = result.evaluation.predictions
+    out = {
+        "config": {k: v for k, v in vars(cfg).items() if not k.startswith("_")},
+        "seconds": round(result.seconds, 1),
+        "epochs_run": int(len(result.history)),
+        **_scores(pred),
+    }
+    if cfg.split == "speaker":
+        out["urdu_heldout_speakers"] = (
+            four_class_metrics(pred[pred["corpus"] == "URDU"]) if (pred["corpus"] == "URDU").any() else None
+        )
+        if result.telephone is not None:
+            out["telephone"] = _scores(result.telephone.predictions)
+    if save is not None:
+        folder = result.bundle.save(save, evaluation=result.evaluation.to_json(), overwrite=True)
+        out["saved"] = str(folder)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
+    p.add_argument("--runs", nargs="+", default=["default", "heldout"])
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument(
+        "--default",
+        default=str(ROOT / "models" / "encoder-head-pitch-heldout"),
+        help="the four-corpus model whose evaluation.json holds held-out predictions (default: its held-out run)",
+    )
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "multicorpus"))
+    p.add_argument("--save-heldout", help="save the held-out run's bundle here")
+    p.add_argument("--force", action="store_true", help="rerun finished runs")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = find_corpora(args.data).manifest
+    for run in args.runs:
+        path = out / f"{run}.json"
+        if path.exists() and not args.force:
+            print(f"{run}: done before ({path})")
+            continue
+        t0 = time.time()
+        common = dict(epochs=args.epochs, n_jobs=2, telephone_eval=run == "heldout")
+        if run == "default":
+            res = run_default(manifest, Path(args.default))
+        elif run == "heldout":
+            res = run_training(
+                manifest, TrainConfig(split="speaker", **common), Path(args.save_heldout) if args.save_heldout else None
+            )
+        elif run.startswith("loco-"):
+            res = run_training(manifest, TrainConfig(split="corpus", holdout_corpus=run[5:], **common))
+        elif run.startswith("four-loco-"):
+            cfg = TrainConfig(split="corpus", holdout_corpus=run[10:], corpora=ACTED_ENGLISH, **common)
+            res = run_training(manifest, cfg)
+        else:
+            raise SystemExit(f"unknown run {run!r}: default, heldout, loco-CORPUS or four-loco-CORPUS")
+        res["wall_s"] = round(time.time() - t0, 1)
+        res["load_average"] = os.getloadavg()[0]
+        path.write_text(json.dumps(res, indent=1, default=float))
+        print(f"{run}: {res['wall_s']} s", flush=True)
+    print_table(out)
+
+
+def print_table(out: Path) -> None:
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+    rows = []
+    if "default" in runs:
+        d = runs["default"]
+        for c, m in d["heldout_acted"]["four"].get("per_corpus", {}).items():
+            rows.append(
+                ("four-corpus default", "held-out speakers", c, m["UA"], d["heldout_acted"]["eight"]["per_corpus"][c]["UA"])
+            )
+        acted = d["heldout_acted"]["eight"]["acted_four_corpora"]
+        rows.append(
+            ("four-corpus default", "held-out speakers", "the four acted corpora", d["heldout_acted"]["four"]["UA"], acted["UA"])
+        )
+        for c, m in d["unseen"]["four"].get("per_corpus", {}).items():
+            rows.append(("four-corpus default", "corpus unseen", c, m["UA"], None))
+        rows.append(("four-corpus default", "held-out speakers", "URDU (test speakers)", d["urdu_heldout_speakers"]["UA"], None))
+    if "heldout" in runs:
+        h = runs["heldout"]
+        for c, m in h["four"]["per_corpus"].items():
+            rows.append(("multi-corpus", "held-out speakers", c, m["UA"], h["eight"]["per_corpus"][c]["UA"]))
+        rows.append(("multi-corpus", "held-out speakers", "all corpora", h["four"]["UA"], h["eight"]["overall"]["UA"]))
+        acted = h["eight"]["acted_four_corpora"]
+        rows.append(("multi-corpus", "held-out speakers", "the four acted corpora", None, acted["UA"] if acted else None))
+        if h.get("urdu_heldout_speakers"):
+            rows.append(("multi-corpus", "held-out speakers", "URDU (test speakers)", h["urdu_heldout_speakers"]["UA"], None))
+    for name, r in runs.items():
+        if name.startswith("loco-") or name.startswith("four-loco-"):
+            c = name.split("loco-")[1]
+            who = "multi-corpus" if name.startswith("loco-") else "four-corpus recipe"
+            rows.append((who, "corpus left out", c, r["four"]["UA"], None))
+    cols = ["model", "protocol", "corpus", "UA (4 classes)", "UA (8 classes)"]
+    fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(fmt(v) for v in r) + " |")
+
+
+if __name__ == "__main__":
+    main()

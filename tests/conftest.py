@@ -22,6 +22,13 @@ import soundfile as sf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
+@pytest.fixture(autouse=True)
+def _call_store_in_tmp(tmp_path_factory, monkeypatch):
+    """Commands that write the call store by default (analyze-call, analyze-calls) write to a temporary one."""
+    monkeypatch.setenv("SER_CALL_STORE", str(tmp_path_factory.mktemp("store") / "calls.duckdb"))
+
+
 # --- generated audio ----------------------------------------------------------------------------
 
 

@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .service import add_service_commands  # noqa: I001 - the live-service commands (serve, simulate-calls)
 
     add_service_commands(sub)
+    from .store import add_store_commands  # noqa: I001 - the call-store commands (calls list/info/export)
+
+    add_store_commands(sub)
     return p
 
 

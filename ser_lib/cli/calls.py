@@ -96,6 +96,9 @@ def add_call_commands(subparsers) -> None:
         help="with --realtime: X times real speed (default 1.0; 0 = as fast as possible)",
     )
     a.add_argument("--quiet", action="store_true", help="print no summary (only what --json/--csv write)")
+    from .store import add_call_store_options
+
+    add_call_store_options(a)  # --store, --no-store, --call-id, --metadata, --name-pattern
     a.set_defaults(func=cmd_analyze_call)
 
     b = subparsers.add_parser(
@@ -194,16 +197,10 @@ def _window_line(w) -> str:
 # --- commands ----------------------------------------------------------------------------------------
 
 
-def cmd_analyze_call(args) -> int:
-    """``analyze-call``: one recording, offline with a progress bar or ``--realtime``; summary, JSON, CSV."""
-    from ..calls import analyze_call, parse_roles, replay
+def _analyze_one(args, *, bundle, roles, settings):
+    """``analyze-call``'s analysis: offline with a progress bar, or ``--realtime`` printing each window."""
+    from ..calls import analyze_call, replay
 
-    roles = parse_roles(args.channels)
-    settings = _settings(args)
-    for what, path in (("--json", args.json), ("--csv", args.csv)):
-        if path:
-            check_writable(path, what=what)  # before the work, so a long analysis is never lost at the end
-    bundle = _load(args)
     if args.realtime:
         result = None
         for update in replay(args.file, bundle=bundle, roles=roles, speed=args.speed or None, settings=settings):
@@ -231,6 +228,30 @@ def cmd_analyze_call(args) -> int:
             result = analyze_call(args.file, bundle=bundle, roles=roles, settings=settings, progress=progress)
         finally:
             bar.close()
+    return result
+
+
+def cmd_analyze_call(args) -> int:
+    """``analyze-call``: one recording, offline with a progress bar or ``--realtime``; summary, JSON, CSV, store."""
+    from ..calls import parse_roles
+
+    roles = parse_roles(args.channels)
+    settings = _settings(args)
+    for what, path in (("--json", args.json), ("--csv", args.csv)):
+        if path:
+            check_writable(path, what=what)  # before the work, so a long analysis is never lost at the end
+    from ..errors import SERError
+    from .store import call_store_target, store_call, store_failure
+
+    target = call_store_target(args, args.file)  # the store opens (and the metadata reads) before the work, too
+    bundle = _load(args)
+    try:
+        result = _analyze_one(args, bundle=bundle, roles=roles, settings=settings)
+    except SERError as exc:
+        if target is not None:
+            store_failure(target, exc, bundle, file=args.file)
+        raise
+    stored = store_call(target, result, bundle, file=args.file) if target is not None else None
     if args.json:
         result.to_json(args.json)  # atomic: a temporary file renamed over the target
         logger.info("wrote %s", args.json)
@@ -242,6 +263,8 @@ def cmd_analyze_call(args) -> int:
         for what, path in (("JSON", args.json), ("CSV", args.csv)):
             if path:
                 print(f"wrote {what} to {path}")
+        if stored:
+            print(f"stored as {stored} in {target[0].path}")
     return 0
 
 

@@ -231,6 +231,15 @@ class CallStore:
         self._schema_checked = True
 
     # --- writing ----------------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Open the store for writing once (creating or upgrading it): raises now what a write would raise later.
+
+        Call it before long work (analysing a call) so that a newer, damaged or unwritable store is
+        reported before the work, not after it.
+        """
+        with self.writer():
+            pass
+
     def write_analysis(
         self,
         result,

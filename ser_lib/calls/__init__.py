@@ -47,13 +47,26 @@ Modules
 - :mod:`~ser_lib.calls.track` and :mod:`~ser_lib.calls.engine`: one channel, and the
   :class:`StreamingAnalyzer` over all of them.
 - :mod:`~ser_lib.calls.offline`: :func:`analyze_call` and :func:`replay` of a recording.
-- :mod:`~ser_lib.calls.batch`: a folder of calls into one CSV, resumably.
+- :mod:`~ser_lib.calls.batch`: an archive of calls into the call store (and one CSV), resumably.
+- :mod:`~ser_lib.calls.pool`: the engines that analyse an archive's calls (local processes), and
+  :mod:`~ser_lib.calls.ray_engine` (Ray actors, the only module that imports Ray).
 
 This package imports neither TensorFlow, Streamlit nor plotly, and never the training code: a
 call analysis needs a trained bundle (run with ONNX Runtime) and nothing else.
 """
 
-from .batch import BATCH_COLUMNS, BatchPlan, BatchReport, batch_rows, find_calls, plan_batch, run_batch
+from .batch import (
+    BATCH_COLUMNS,
+    ArchivePlan,
+    BatchPlan,
+    BatchReport,
+    batch_rows,
+    find_calls,
+    plan_archive,
+    plan_batch,
+    run_archive,
+    run_batch,
+)
 from .engine import StreamingAnalyzer
 from .offline import ReplayUpdate, analyze_call, check_complete, release_memory, replay
 from .result import SEGMENT_COLUMNS, SPEECH_COLUMNS, WINDOW_COLUMNS, CallAnalysis, WindowResult, format_clock, windows_frame
@@ -71,6 +84,7 @@ __all__ = [
     "TREND_STEP",
     "WINDOW_COLUMNS",
     "WORST_BELOW",
+    "ArchivePlan",
     "BatchPlan",
     "BatchReport",
     "CallAnalysis",
@@ -89,9 +103,11 @@ __all__ = [
     "find_calls",
     "format_clock",
     "parse_roles",
+    "plan_archive",
     "plan_batch",
     "release_memory",
     "replay",
+    "run_archive",
     "run_batch",
     "segments_from_windows",
     "sentiment",

@@ -1,6 +1,12 @@
-"""Many calls into one CSV, resumably: what ``python -m ser_lib analyze-calls`` runs.
+"""Many calls into the call store (and one CSV), resumably: what ``python -m ser_lib analyze-calls`` runs.
 
 - :func:`find_calls`: the recordings under a folder.
+- :func:`plan_archive`: which of them the call store already holds for this model (an
+  interrupted run continues where it stopped; with ``retry_errors`` the failed ones are tried again),
+  and, with a results CSV, which of them that CSV lacks.
+- :func:`run_archive`: write each call's outcome, as an engine (:mod:`ser_lib.calls.pool`, local
+  processes, or :mod:`ser_lib.calls.ray_engine`, Ray) delivers it, to the store (one call per
+  transaction, by this process only, so each call is written exactly once) and to the CSV.
 - :func:`plan_batch`: which of them the results CSV already holds (an interrupted run continues
   where it stopped; with ``retry_errors`` the failed ones are tried again).
 - :func:`run_batch`: analyse the rest, one row per call and party (:func:`batch_rows`), failures
@@ -8,7 +14,8 @@
 
 The CSV is rewritten after every call through a temporary file renamed over it
 (:func:`ser_lib.io.atomic_write_text`), so however a run ends, the file holds every call finished
-so far and never a cut-off row.
+so far and never a cut-off row. The store (:class:`ser_lib.store.CallStore`, passed in) replaces
+an analysis of the same call with the same model, so a call analysed again is never counted twice.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ from ..errors import ParameterError, SERError
 from ..io import atomic_write_text
 from ..progress import ProgressCallback, report
 from .offline import analyze_call
+from .pool import CallOutcome
 from .result import CallAnalysis
 from .settings import DEFAULT_ROLES, TimelineSettings
 
@@ -266,3 +274,141 @@ def run_batch(
         report(progress, "calls", plan.skipped + i + 1, total, file=name, failed=failed)
     plan.text = text
     return BatchReport(analysed=len(plan.todo), failed=failed, skipped=plan.skipped, out=plan.out)
+
+
+# --- an archive into the call store ---------------------------------------------------------------
+
+
+@dataclass
+class ArchivePlan:
+    """What an ``analyze-calls`` run has to do (from :func:`plan_archive`).
+
+    Attributes
+    ----------
+    root : Path
+        The archive folder; a call's id is its path relative to it (with ``/``).
+    files : list of Path
+        Every recording under ``root`` (listed once).
+    todo : list of Path
+        Those to analyse: not in the store with this model (nor in the CSV, when there is one).
+    csv : BatchPlan or None
+        The results CSV's plan, when results also go to a CSV.
+    """
+
+    root: Path
+    files: list[Path]
+    todo: list[Path]
+    csv: BatchPlan | None = None
+
+    @property
+    def skipped(self) -> int:
+        """Recordings already done."""
+        return len(self.files) - len(self.todo)
+
+    def call_id(self, path: Path) -> str:
+        """A recording's id in the store: its path relative to :attr:`root`, with ``/``."""
+        return path.relative_to(self.root).as_posix()
+
+
+def plan_archive(
+    folder: str | os.PathLike,
+    *,
+    store,
+    model_sha256: str,
+    out: str | os.PathLike | None = None,
+    retry_errors: bool = False,
+) -> ArchivePlan:
+    """The recordings under ``folder`` that ``store`` holds no analysis of with this model yet.
+
+    Parameters
+    ----------
+    folder : path
+        The archive (searched recursively).
+    store : CallStore
+        The call store (:mod:`ser_lib.store`); read, not written.
+    model_sha256 : str
+        The model's hash: a call analysed with another model is analysed again (a second analysis).
+    out : path or None
+        Also a results CSV (:func:`plan_batch`): a recording it lacks is analysed too.
+    retry_errors : bool
+        Analyse again the calls whose stored analysis failed (and drop the CSV's error rows).
+
+    Raises
+    ------
+    ParameterError
+        If ``folder`` holds no recordings, or ``out`` exists and is not an ``analyze-calls`` CSV.
+    """
+    csv_plan = plan_batch(folder, out, retry_errors=retry_errors) if out is not None else None
+    root = Path(folder).expanduser()
+    files = csv_plan.files if csv_plan else find_calls(root)
+    done = set(store.analysed_call_ids(model_sha256))
+    if retry_errors and done:
+        failed = store.query(
+            "SELECT DISTINCT call_id FROM calls WHERE model_sha256 = ? AND status = 'failed'", [model_sha256]
+        )
+        done -= set(failed["call_id"])
+    missing_csv = set(csv_plan.todo) if csv_plan else set()
+    todo = [p for p in files if p in missing_csv or p.relative_to(root).as_posix() not in done]
+    return ArchivePlan(root, files, todo, csv_plan)
+
+
+def run_archive(
+    plan: ArchivePlan,
+    outcomes: Iterable[CallOutcome],
+    *,
+    store,
+    model_name: str,
+    model_sha256: str,
+    labels: Sequence[str] = (),
+    metadata: Callable[[str], object] | None = None,
+    json_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchReport:
+    """Write each outcome to the store (and the CSV) as it arrives; return what was done.
+
+    Parameters
+    ----------
+    plan : ArchivePlan
+        From :func:`plan_archive`.
+    outcomes : iterable of CallOutcome
+        From an engine run over ``plan.todo`` (:func:`ser_lib.calls.pool.analyse_local`,
+        :func:`ser_lib.calls.ray_engine.analyse_on_ray`), in any order.
+    store : CallStore
+        Written once per call (``write_analysis`` or ``write_failure``), one call per transaction.
+    model_name, model_sha256 : str
+        The model, as recorded with each analysis.
+    labels : sequence of str
+        The model's emotions (the CSV's ``share_<emotion>`` columns of a new CSV).
+    metadata : callable or None
+        ``call_id -> CallMetadata or None`` (agent, queue, start time), see :mod:`ser_lib.store`.
+    json_dir : path or None
+        Also write each call's full analysis to ``json_dir/<call_id>.json`` (atomically).
+    progress : callable or None
+        As :func:`run_batch`: stage ``"calls"``, after each call, ``info`` with ``file`` and ``failed``.
+    """
+    total, failed, done = len(plan.files), 0, 0
+    csv_plan = plan.csv
+    fields = (csv_plan.header or [*BATCH_COLUMNS, *[f"share_{lab}" for lab in labels]]) if csv_plan else []
+    text = (csv_plan.text or _csv_text([], fields, with_header=True)) if csv_plan else ""
+    for outcome in outcomes:
+        name = outcome.call_id
+        meta = metadata(name) if metadata else None
+        common = dict(call_id=name, source=outcome.path, metadata=meta, model_name=model_name, model_sha256=model_sha256)
+        if outcome.failed:
+            failed += 1
+            store.write_failure(error=outcome.error, **common)
+            rows = batch_rows(name, error=outcome.error)
+        else:
+            store.write_analysis(outcome.result, **common)
+            rows = batch_rows(name, outcome.result)
+            if json_dir:
+                outcome.result.to_json(Path(json_dir) / (name + ".json"))
+        if csv_plan:
+            text += _csv_text(rows, fields)
+            atomic_write_text(csv_plan.out, text)
+        done += 1
+        report(progress, "calls", plan.skipped + done, total, file=name, failed=failed)
+    if csv_plan:
+        csv_plan.text = text
+    out = csv_plan.out if csv_plan else Path(str(getattr(store, "path", "")))
+    return BatchReport(analysed=done, failed=failed, skipped=plan.skipped, out=out)

@@ -5,10 +5,12 @@
     python -m ser_lib analyze-call call.wav --json call.json --csv call.csv
     python -m ser_lib analyze-call call.wav --channels customer,agent --realtime
     python -m ser_lib analyze-calls recordings/ --out results.csv
+    python -m ser_lib analyze-calls /shared/calls --engine ray --address auto
 
-``analyze-calls`` adds one row per call and party to its CSV as it goes (rewriting it atomically
-after each call) and skips the files already in it, so an interrupted run continues where it
-stopped. The work is done by :mod:`ser_lib.calls` (:func:`~ser_lib.calls.analyze_call`,
+``analyze-calls`` writes each call to the call store as it finishes (and, with ``--out``, one row
+per call and party to a CSV rewritten atomically after each call) and skips the calls already
+there, so an interrupted run continues where it stopped; ``--engine local`` (worker processes) or
+``--engine ray`` (Ray actors, here or on a cluster) does the analysing. The work is done by :mod:`ser_lib.calls` (:func:`~ser_lib.calls.analyze_call`,
 :func:`~ser_lib.calls.replay`, :func:`~ser_lib.calls.plan_batch`, :func:`~ser_lib.calls.run_batch`);
 this module parses the arguments, shows progress bars and prints. Every file it writes is written
 atomically (a temporary file renamed over the target).
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..errors import ParameterError
 from ..io import check_writable, check_writable_dir
 from ..progress import Progress
 from .common import EXIT_CODES_HELP, EXIT_OK, EXIT_SOME_FAILED, number
@@ -103,19 +106,53 @@ def add_call_commands(subparsers) -> None:
 
     b = subparsers.add_parser(
         "analyze-calls",
-        help="analyse every call in a folder into one CSV, resumably",
-        description="Analyse every audio file under DIR and append one row per call and party to --out, with a "
-        "progress bar. Files already in --out are skipped, so an interrupted run resumes where it stopped; files "
-        "that fail get their reason in the 'error' column and the run goes on. " + _SETTINGS_HELP,
-        epilog=EXIT_CODES_HELP,
+        help="analyse every call in an archive folder into the call store (and a CSV), resumably, here or on Ray",
+        description="Analyse every audio file under ARCHIVE and write each call's analysis to the call store (--store) "
+        "as it finishes, with a progress bar; with --out, also one row per call and party to a CSV. Calls the store "
+        "already holds for this model (and, with --out, the CSV too) are skipped, so an interrupted run resumes where "
+        "it stopped; calls that fail are recorded with their reason and the run goes on. --engine local (default) "
+        "analyses in --workers processes on this machine; --engine ray on Ray actors, here or on a cluster "
+        "(--address), where the archive and the model must be at the same path on every node. " + _SETTINGS_HELP,
+        epilog="A call's id in the store is its path relative to ARCHIVE. Metadata (agent, queue, started_at, "
+        "customer, any other column) comes from ARCHIVE/calls.csv or --metadata (column 'file' names the recording "
+        "relative to ARCHIVE), or from file names with --name-pattern. " + EXIT_CODES_HELP,
     )
-    b.add_argument("folder", metavar="DIR", help="folder of call recordings (searched recursively)")
-    b.add_argument("--out", required=True, metavar="CSV", help="results CSV: created, or continued if it exists")
+    b.add_argument("folder", metavar="ARCHIVE", help="folder of call recordings (searched recursively)")
+    b.add_argument("--out", metavar="CSV", help="also a results CSV, one row per call and party: created, or continued")
+    b.add_argument(
+        "--store", metavar="PATH", help="the call store (DuckDB file; default $SER_CALL_STORE, then data/calls.duckdb)"
+    )
     _add_common(b)
+    b.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: processes on this machine (default); ray: Ray actors (pip install -r requirements-cluster.txt)",
+    )
+    b.add_argument(
+        "--workers",
+        type=number(int, low=1, high=4096),
+        metavar="N",
+        help="analyses at once, each with its own loaded model (local default 1; ray default one per CPU of the cluster)",
+    )
+    b.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: 'auto' joins the cluster this machine runs (ray start), ray://HOST:10001 connects "
+        "through Ray Client; default: start Ray on this machine for this run",
+    )
+    b.add_argument("--metadata", metavar="CSV", help="call metadata CSV (default ARCHIVE/calls.csv when it exists)")
+    b.add_argument(
+        "--name-pattern",
+        metavar="REGEX",
+        help="metadata from file names: a regex with named groups agent, queue, started_at, customer, e.g. "
+        r"'(?P<queue>[^_]+)_(?P<agent>[^_]+)_(?P<started_at>\d{8}T\d{6})'",
+    )
     b.add_argument(
         "--json-dir", metavar="DIR", help="also write each call's full analysis (segments and summary) as DIR/<file>.json"
     )
-    b.add_argument("--retry-errors", action="store_true", help="analyse again the files whose earlier row has an error")
+    b.add_argument("--retry-errors", action="store_true", help="analyse again the calls whose earlier analysis failed")
+    b.add_argument("--limit", type=number(int, low=1), metavar="N", help="analyse at most N calls in this run")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_analyze_calls)
 
@@ -269,21 +306,46 @@ def cmd_analyze_call(args) -> int:
 
 
 def cmd_analyze_calls(args) -> int:
-    """``analyze-calls``: every recording under a folder into one CSV (:func:`ser_lib.calls.run_batch`)."""
+    """``analyze-calls``: every recording under a folder into the call store (and a CSV), on an engine.
+
+    See :func:`ser_lib.calls.plan_archive` and :func:`ser_lib.calls.run_archive`; the engines are
+    :func:`ser_lib.calls.pool.analyse_local` and :func:`ser_lib.calls.ray_engine.analyse_on_ray`.
+    """
     from tqdm.auto import tqdm
 
-    from ..calls import parse_roles, plan_batch, run_batch
+    from ..calls import parse_roles, plan_archive, run_archive
+    from ..calls.pool import AnalysisSpec, analyse_local, jobs_for
+    from ..store import CallStore, compile_name_pattern, model_identity
 
     roles = parse_roles(args.channels)
     settings = _settings(args)
-    check_writable(args.out, what="--out")
+    if args.address and args.engine != "ray":
+        raise ParameterError(f"--address {args.address} is for --engine ray: add --engine ray, or drop --address")
+    if args.out:
+        check_writable(args.out, what="--out")
     if args.json_dir:
         check_writable_dir(args.json_dir, what="--json-dir")
-    plan = plan_batch(args.folder, args.out, retry_errors=args.retry_errors)
-    if not plan.todo:
-        print(f"All {len(plan.files)} calls under {plan.root} are already in {plan.out}.")
-        return 0
+    pattern = compile_name_pattern(args.name_pattern) if args.name_pattern else None  # a bad regex stops here
+    store = CallStore(args.store)
+    with store.writer():  # created (or migrated) now: a store that cannot be written stops the run before any work
+        pass
     bundle = _load(args)
+    model_name, sha = model_identity(bundle)
+    plan = plan_archive(args.folder, store=store, model_sha256=sha, out=args.out, retry_errors=args.retry_errors)
+    where = " and ".join(str(p) for p in (store.path, plan.csv.out if plan.csv else None) if p)
+    if not plan.todo:
+        print(f"All {len(plan.files)} calls under {plan.root} are already in {where}.")
+        return EXIT_OK
+    metadata = _metadata_lookup(args.metadata, pattern, plan.root)
+    todo = plan.todo[: args.limit] if args.limit else plan.todo
+    jobs = jobs_for(todo, plan.root)
+    spec = AnalysisSpec(model=str(bundle.path), roles=tuple(roles) if roles else None, settings=settings)
+    if args.engine == "ray":
+        from ..calls.ray_engine import analyse_on_ray
+
+        outcomes = analyse_on_ray(jobs, spec=spec, workers=args.workers, address=args.address)
+    else:
+        outcomes = analyse_local(jobs, spec=spec, workers=args.workers or 1, bundle=bundle)
     bar = tqdm(total=len(plan.files), initial=plan.skipped, unit="call", desc="calls", disable=args.no_progress)
 
     def progress(p: Progress) -> None:
@@ -292,15 +354,41 @@ def cmd_analyze_calls(args) -> int:
         bar.refresh()
 
     try:
-        done = run_batch(plan, bundle=bundle, roles=roles, settings=settings, json_dir=args.json_dir, progress=progress)
+        done = run_archive(
+            plan,
+            outcomes,
+            store=store,
+            model_name=model_name,
+            model_sha256=sha,
+            labels=bundle.labels,
+            metadata=metadata,
+            json_dir=args.json_dir,
+            progress=progress,
+        )
     finally:
+        outcomes.close()  # stops the workers, also when interrupted
         bar.close()
     print(
-        f"Analysed {done.analysed} call(s) ({done.failed} failed, {done.skipped} already done) -> {done.out}"
+        f"Analysed {done.analysed} call(s) ({done.failed} failed, {done.skipped} already done) -> {where}"
         + (
-            "; failures have their reason in the 'error' column (rerun with --retry-errors to try them again)"
+            "; failures are recorded with their reason (rerun with --retry-errors to try them again)"
             if done.failed
             else ""
         )
     )
     return EXIT_SOME_FAILED if done.failed else EXIT_OK
+
+
+def _metadata_lookup(csv_path: str | None, pattern, root: Path):
+    """``call_id -> CallMetadata or None`` from ``--metadata`` (or ARCHIVE/calls.csv) and ``--name-pattern``, or None."""
+    from ..store import metadata_from_name, read_metadata_csv
+
+    path = Path(csv_path) if csv_path else root / "calls.csv"
+    table = read_metadata_csv(path) if csv_path or path.is_file() else {}
+    if not table and pattern is None:
+        return None
+
+    def lookup(call_id: str):
+        return table.get(call_id) or (metadata_from_name(call_id, pattern) if pattern is not None else None)
+
+    return lookup

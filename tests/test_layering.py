@@ -8,6 +8,7 @@
 - nothing but ``ser_lib.app`` imports ``ser_lib.app``; only ``ser_lib.app.ui`` imports Streamlit;
 - importing ``ser_lib`` imports no TensorFlow, and TensorFlow is imported only by the training side
   (``training``, ``models``, ``export``), never at a module's top level elsewhere;
+- only ``ser_lib.calls.ray_engine`` imports Ray (an optional install), and only inside functions;
 - no module is longer than :data:`MAX_LINES`.
 
 Imports are read from the source (every ``import`` statement, including those inside functions),
@@ -28,6 +29,7 @@ import ser_lib
 PACKAGE = Path(ser_lib.__file__).parent
 MAX_LINES = 600
 TRAINING_SIDE = {"ser_lib.training", "ser_lib.models", "ser_lib.export", "ser_lib.featurize"}
+RAY_ENGINE = "ser_lib.calls.ray_engine"
 
 
 def _module_name(path: Path) -> str:
@@ -89,6 +91,8 @@ def test_each_module_keeps_to_its_layer(path):
         assert not bad, f"{name} (service) imports {bad}"
     if layer == "app" and name != "ser_lib.app.ui":
         assert not _uses(imports, "streamlit"), f"{name} imports Streamlit; only ser_lib.app.ui may"
+    if name != RAY_ENGINE:
+        assert not _uses(imports, "ray"), f"{name} imports Ray: only {RAY_ENGINE} may (Ray is an optional install)"
     if name not in TRAINING_SIDE:
         tf = _uses(imports, "tensorflow") + _uses(imports, "keras") + _uses(imports, "tf2onnx")
         assert not tf, f"{name} imports {tf}: only {sorted(TRAINING_SIDE)} may (inference runs ONNX Runtime)"
@@ -109,6 +113,15 @@ def test_the_layering_check_sees_deferred_and_relative_imports(tmp_path):
     finally:
         probe.unlink()
     assert "ser_lib.training" in found and "plotly.express" in found
+
+
+def test_ray_is_imported_only_inside_the_ray_engines_functions():
+    """Ray is optional: ``ser_lib.calls.ray_engine`` imports it on use, never at its top level."""
+    tree = ast.parse((PACKAGE / "calls" / "ray_engine.py").read_text())
+    top = {a.name for node in tree.body if isinstance(node, ast.Import) for a in node.names}
+    top |= {node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)}
+    assert not _uses(top, "ray"), f"{RAY_ENGINE} imports Ray at its top level: {_uses(top, 'ray')}"
+    assert "ray" in _imports(PACKAGE / "calls" / "ray_engine.py")  # the check above looks at the right file
 
 
 def test_importing_the_package_imports_no_tensorflow_streamlit_or_plotly():

@@ -51,6 +51,7 @@ PAGES = [
     ("/Evaluation", "Evaluation", 3),
     ("/Predict", "Predict", 0),
     ("/Call_timeline", "Call timeline", 0),
+    ("/Call_analytics", "Call analytics", 0),  # without a store it says how to make one: never an error
 ]
 #: a short stereo call, one party per channel: (role, style, start_s, seconds)
 CALL_TURNS = [("agent", "neutral", 0.5, 3.5), ("customer", "angry", 4.6, 4.0), ("agent", "neutral", 9.0, 1.8)]

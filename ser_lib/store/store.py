@@ -107,39 +107,66 @@ class CallStore:
         return self.path.is_file()
 
     # --- locking and connections ------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _flock(self, *, exclusive: bool) -> Iterator[None]:
-        """Hold ``<store>.lock`` (exclusive for a writer, shared for a reader), polling until ``timeout``."""
+    @property
+    def gate_path(self) -> Path:
+        """The writers' gate beside the store: ``<store>.lock.gate`` (a waiting writer holds back new readers)."""
+        return self.path.with_name(self.path.name + ".lock.gate")
+
+    def _lock_fd(self, path: Path, *, exclusive: bool) -> int | None:
         try:
             if exclusive:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
         except OSError as exc:
             if exclusive:
                 raise StoreError(
-                    f"Cannot create the call store's lock file {self.lock_path}: {exc}. Check that its folder "
-                    "exists and is writable, or choose another store with --store PATH."
+                    f"Cannot create the call store's lock file {path}: {exc}. Check that its folder exists and is "
+                    "writable, or choose another store with --store PATH."
                 ) from exc
-            fd = None  # a reader on a read-only folder: no writer can be there either; DuckDB's own lock still holds
+            try:  # a reader in a folder it may not write: the lock file, if there, still locks read-only
+                return os.open(path, os.O_RDONLY)
+            except OSError:
+                return None  # no lock file and none can be made: no writer can be here either; DuckDB's own lock holds
+
+    def _acquire(self, fd: int, mode: int, deadline: float) -> None:
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+            if time.monotonic() > deadline:
+                raise self._busy("its lock file " + str(self.lock_path))
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+
+    @contextlib.contextmanager
+    def _flock(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold ``<store>.lock``: exclusive for a writer, shared for a reader, polling until ``timeout``.
+
+        Writers go first: a writer takes the gate (``<store>.lock.gate``) exclusively before waiting
+        for the lock, and a reader passes the gate (shared, for an instant) before taking its shared
+        lock, so a stream of readers cannot keep a writer out; readers wait at most one write.
+        """
+        deadline = time.monotonic() + self.timeout
+        gate = self._lock_fd(self.gate_path, exclusive=exclusive)
+        fd = None
         try:
+            if gate is not None:
+                self._acquire(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
+            fd = self._lock_fd(self.lock_path, exclusive=exclusive)
             if fd is not None:
-                mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-                deadline, pause = time.monotonic() + self.timeout, 0.002
-                while True:
-                    try:
-                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                        break
-                    except OSError as exc:
-                        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                            raise
-                        if time.monotonic() > deadline:
-                            raise self._busy("its lock file " + str(self.lock_path)) from None
-                        time.sleep(pause)
-                        pause = min(pause * 2, 0.05)
+                self._acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
+            if gate is not None and not exclusive:
+                os.close(gate)  # past the gate: the next writer may close it behind this reader
+                gate = None
             yield
         finally:
-            if fd is not None:
-                os.close(fd)  # releases the lock
+            for f in (fd, gate):
+                if f is not None:
+                    os.close(f)  # releases its lock
 
     def _busy(self, what: str, detail: str = "") -> StoreBusyError:
         return StoreBusyError(

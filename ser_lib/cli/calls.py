@@ -10,8 +10,10 @@
 ``analyze-calls`` writes each call to the call store as it finishes (and, with ``--out``, one row
 per call and party to a CSV rewritten atomically after each call) and skips the calls already
 there, so an interrupted run continues where it stopped; ``--engine local`` (worker processes) or
-``--engine ray`` (Ray actors, here or on a cluster) does the analysing. The work is done by :mod:`ser_lib.calls` (:func:`~ser_lib.calls.analyze_call`,
-:func:`~ser_lib.calls.replay`, :func:`~ser_lib.calls.plan_batch`, :func:`~ser_lib.calls.run_batch`);
+``--engine ray`` (Ray actors, here or on a cluster) does the analysing. The work is done by
+:mod:`ser_lib.calls` (:func:`~ser_lib.calls.analyze_call`, :func:`~ser_lib.calls.replay`,
+:func:`~ser_lib.calls.plan_archive`, :func:`~ser_lib.calls.run_archive`, the engines of
+:mod:`ser_lib.calls.pool` and :mod:`ser_lib.calls.ray_engine`);
 this module parses the arguments, shows progress bars and prints. Every file it writes is written
 atomically (a temporary file renamed over the target).
 """
@@ -321,6 +323,10 @@ def cmd_analyze_calls(args) -> int:
     settings = _settings(args)
     if args.address and args.engine != "ray":
         raise ParameterError(f"--address {args.address} is for --engine ray: add --engine ray, or drop --address")
+    if args.engine == "ray":
+        from ..calls.ray_engine import import_ray
+
+        import_ray()  # not installed: say how to install it, before any work
     if args.out:
         check_writable(args.out, what="--out")
     if args.json_dir:

@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .affect import affect
 from .audio import AudioSource, resample, source_name, validate_audio
+from .calibration import apply_temperature
 from .cards import (  # re-exported: the bundle I/O surface
     CARD_FILE,
     CARD_VERSION,
@@ -55,7 +57,8 @@ from .cards import (  # re-exported: the bundle I/O surface
     validate_card,
 )
 from .config import MAX_CLIP_SECONDS, MODELS_DIR, SAMPLE_RATE
-from .errors import BundleError, ParameterError, SERError
+from .decisions import PREDICTION_COLUMNS, Prediction, SpeechCheck, is_uncertain, speech_check, uncertain_below
+from .errors import BundleError, ParameterError, SERError, SilentAudioError
 from .features import window_frames
 from .frontends import EncoderFrontEnd, FrontEnd, LogMelFrontEnd, NotebookFrontEnd, frontend_from_settings
 from .io import check_bundle_target, dumps_json, json_default, replace_dir, sha256_file
@@ -77,15 +80,6 @@ __all__ = [
     "list_bundles",
     "read_card",
 ]
-
-
-@dataclass
-class Prediction:
-    """One clip's answer."""
-
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float] = field(default_factory=dict)
 
 
 class _OnnxNetwork:
@@ -138,6 +132,14 @@ class ModelBundle:
         self.frontend: FrontEnd = frontend_from_settings(card["frontend"])
         sc = scaler if scaler is not None else card.get("scaler")
         self.scaler = None if sc is None else (np.asarray(sc["mean"], np.float32), np.asarray(sc["scale"], np.float32))
+        cal = card.get("calibration") or {}
+        #: Temperature applied to every probability the bundle returns (card ``calibration``; 1: none).
+        self.temperature: float = float(cal.get("temperature", 1.0)) if cal.get("method") == "temperature" else 1.0
+        #: Calibrated confidence below which a prediction is "uncertain" (card ``decision``, or
+        #: ``$SER_UNCERTAIN_BELOW``); set it to change the threshold for this bundle's answers.
+        self.uncertain_below: float = uncertain_below(card)
+        #: Whether :meth:`predict` and :meth:`predict_source` first ask the voice-activity detector for speech.
+        self.check_speech: bool = True
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -347,15 +349,24 @@ class ModelBundle:
         fe = self.frontend
         y = fe.load(source, max_seconds=MAX_CLIP_SECONDS)  # a clip: longer recordings are analysed as calls
         validate_audio(y, sr=fe.sample_rate, name=source_name(source))
+        return self._loaded_features(y)
+
+    def _loaded_features(self, y: np.ndarray) -> np.ndarray:
+        """:meth:`source_features` of audio already decoded by the front end's ``load``."""
+        fe = self.frontend
         if isinstance(fe, NotebookFrontEnd):
             return self._scaled(fe.features(y, fe.sample_rate, cropped=True))
         return fe.features(y, fe.sample_rate)
 
-    def probabilities_from_features(self, xs: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+    def probabilities_from_features(
+        self, xs: Sequence[np.ndarray], *, batch_size: int = 64, calibrated: bool = True
+    ) -> np.ndarray:
         """Class probabilities [shape=(len(xs), n_labels)] for network inputs ``xs``.
 
         Inputs of different lengths (encoder frames) are grouped by length, never padded, so a
-        clip's answer does not depend on the others in the call.
+        clip's answer does not depend on the others in the call. Every probability the bundle
+        returns comes from here, calibrated with the card's temperature
+        (:func:`ser_lib.calibration.apply_temperature`) unless ``calibrated=False``.
         """
         out = np.zeros((len(xs), len(self.labels)))
         groups: dict[tuple, list[int]] = {}
@@ -365,6 +376,8 @@ class ModelBundle:
             for s in range(0, len(idx), batch_size):
                 part = idx[s : s + batch_size]
                 out[part] = self.network(np.stack([np.asarray(xs[i], np.float32) for i in part]))
+        if calibrated and self.temperature != 1.0 and len(out):
+            out = apply_temperature(out, self.temperature)
         return out
 
     # --- prediction --------------------------------------------------------------------------
@@ -373,36 +386,81 @@ class ModelBundle:
         validate_audio(y, sr=sr)
         return self.probabilities_from_features([self.features(y, sr=sr)])[0]
 
-    def predict(self, y: np.ndarray, *, sr: int) -> Prediction:
-        """The emotion, its probability and every class probability for one clip."""
-        return self._prediction(self.predict_proba(y, sr=sr))
+    def predict(self, y: np.ndarray, *, sr: int, name: str = "the clip") -> Prediction:
+        """The emotion, its probability and every class probability for one clip.
+
+        A silent clip, or one in which the voice-activity detector finds no speech, comes back
+        with ``no_speech`` (see :mod:`ser_lib.decisions`); a confident-enough one with its emotion.
+        """
+        try:
+            validate_audio(y, sr=sr, name=name)
+        except SilentAudioError as exc:
+            return self._silent(str(exc), name)
+        speech = speech_check(y, sr=sr) if self.check_speech else None
+        return self._prediction(self.predict_proba(y, sr=sr), speech=speech, name=name)
 
     def predict_source(self, source: AudioSource) -> Prediction:
         """:meth:`predict` for a file, bytes or file object, decoded the way the model was trained."""
-        return self._prediction(self.probabilities_from_features([self.source_features(source)])[0])
+        fe = self.frontend
+        name = source_name(source)
+        try:
+            y = fe.load(source, max_seconds=MAX_CLIP_SECONDS)  # a clip: longer recordings are analysed as calls
+            validate_audio(y, sr=fe.sample_rate, name=name)
+        except SilentAudioError as exc:
+            return self._silent(str(exc), name)
+        speech = speech_check(y, sr=fe.sample_rate) if self.check_speech else None
+        return self._prediction(self.probabilities_from_features([self._loaded_features(y)])[0], speech=speech, name=name)
 
-    def _prediction(self, p: np.ndarray) -> Prediction:
+    def _silent(self, why: str, name: str) -> Prediction:
+        """Digital silence: no speech, and nothing for the model to judge."""
+        return Prediction("", float("nan"), {}, no_speech=True, message=f"No speech found in {name}: {why}")
+
+    def _prediction(self, p: np.ndarray, *, speech: SpeechCheck | None = None, name: str = "the clip") -> Prediction:
         k = int(np.argmax(p))
-        return Prediction(self.labels[k], float(p[k]), {lab: float(v) for lab, v in zip(self.labels, p, strict=True)})
+        valence, arousal = (float(v) for v in affect(p, labels=self.labels))
+        no_speech = speech is not None and not speech.found
+        return Prediction(
+            self.labels[k],
+            float(p[k]),
+            {lab: float(v) for lab, v in zip(self.labels, p, strict=True)},
+            uncertain=(not no_speech) and is_uncertain(float(p[k]), self.uncertain_below),
+            no_speech=no_speech,
+            valence=valence,
+            arousal=arousal,
+            message=speech.message(name) if no_speech else "",
+        )
 
     def predict_files(self, paths: Sequence[str | os.PathLike], *, progress: ProgressCallback | None = None) -> pd.DataFrame:
-        """One row per file: path, emotion, confidence, a probability column per label, error.
+        """One row per file: path, emotion, confidence, verdict, uncertain, no_speech, valence, arousal,
+        a probability column per label, error.
 
-        A file that cannot be read gets its error message in ``error`` and no prediction; the
-        others are unaffected. ``progress`` receives stage ``"predict"``, in files.
+        ``emotion`` is the most probable emotion (what accuracy is measured on); ``verdict`` what
+        the product says (the emotion, "uncertain" or "no speech found"). A file that cannot be
+        read, or a silent one (no speech and nothing to judge), gets its message in ``error`` and
+        no emotion; the others are unaffected. ``progress`` receives stage ``"predict"``, in files.
         """
         rows = []
         for i, path in enumerate(paths):
             row: dict[str, Any] = {"path": str(path)}
             try:
                 pred = self.predict_source(path)
-                row.update(emotion=pred.emotion, confidence=pred.confidence, error="")
+                row.update(
+                    emotion=pred.emotion or None,
+                    confidence=pred.confidence,
+                    verdict=pred.verdict,
+                    uncertain=pred.uncertain,
+                    no_speech=pred.no_speech,
+                    valence=pred.valence,
+                    arousal=pred.arousal,
+                    message=pred.message,
+                    error="" if pred.probabilities else pred.message,
+                )
                 row.update({f"p_{k}": v for k, v in pred.probabilities.items()})
             except SERError as exc:
-                row.update(emotion=None, confidence=np.nan, error=str(exc))
+                row.update(emotion=None, confidence=np.nan, verdict="", error=str(exc))
             rows.append(row)
             report(progress, "predict", i + 1, len(paths))
-        cols = ["path", "emotion", "confidence", *[f"p_{lab}" for lab in self.labels], "error"]
+        cols = [*PREDICTION_COLUMNS, *[f"p_{lab}" for lab in self.labels], "error"]
         return pd.DataFrame(rows).reindex(columns=cols)
 
     def window_probabilities(self, y: np.ndarray, *, sr: int, windows: np.ndarray) -> np.ndarray:

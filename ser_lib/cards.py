@@ -37,6 +37,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "metrics": dict,
     "backbone": (dict, type(None)),
     "scaler": (dict, type(None)),
+    "calibration": (dict, type(None)),
+    "decision": (dict, type(None)),
 }
 #: Largest card read (the shipped ones are about 10 KB) and its deepest nesting.
 MAX_CARD_BYTES = 1 << 20
@@ -139,7 +141,43 @@ def validate_card(card: Any, folder: str | os.PathLike = "<card>") -> dict:
         )
         if not ok or not all(isinstance(x, (int, float)) and x > 0 for x in scaler["scale"]):
             raise BundleError(f"The card in {folder} has a damaged scaler: expected 162 means and 162 positive scales.")
+    _check_calibration(card, folder)
     return card
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def _check_calibration(card: dict, folder: str | os.PathLike) -> None:
+    """The optional ``calibration`` (temperature scaling) and ``decision`` (uncertain threshold) fields.
+
+    Cards written before calibration have neither and load unchanged.
+    """
+    cal = card.get("calibration")
+    if cal is not None:
+        if cal.get("method") != "temperature":
+            raise BundleError(
+                f"The card in {folder} has calibration method {cal.get('method')!r}: expected 'temperature'. "
+                f"Fit it again with `python -m ser_lib calibrate {folder}`."
+            )
+        t = cal.get("temperature")
+        if not _number(t) or not 0.05 <= t <= 20.0:
+            raise BundleError(
+                f"The card in {folder} has calibration temperature={t!r}: expected a number from 0.05 to 20 "
+                f"(1 changes nothing). Fit it again with `python -m ser_lib calibrate {folder}`."
+            )
+        for key in ("ece_before", "ece_after"):
+            if key in cal and not (_number(cal[key]) and 0.0 <= cal[key] <= 1.0):
+                raise BundleError(f"The card in {folder} has calibration {key}={cal[key]!r}: expected a number from 0 to 1.")
+    decision = card.get("decision")
+    if decision is not None:
+        u = decision.get("uncertain_below")
+        if not _number(u) or not 0.0 <= u <= 1.0:
+            raise BundleError(
+                f"The card in {folder} has decision uncertain_below={u!r}: expected a probability from 0 to 1 "
+                f"(0: never uncertain). Choose it again with `python -m ser_lib calibrate {folder}`."
+            )
 
 
 def check_backbone(card: dict, folder: Path | str = "<card>") -> None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
+from ..affect import coordinates
 from ..config import SAMPLE_RATE
 from ..errors import ParameterError
 from .result import SPEECH_COLUMNS, CallAnalysis, WindowResult, windows_frame
@@ -112,6 +113,9 @@ class StreamingAnalyzer:
         self._min_window = int(round(settings.min_window_s * SAMPLE_RATE))
         self._pad = int(round(settings.vad.pad_s * SAMPLE_RATE))
         self._weights = sentiment_weights(self.labels)
+        self._va = coordinates(self.labels)
+        #: Windows and segments whose (smoothed) top probability is below this are "uncertain" (the bundle's threshold).
+        self.uncertain_below = float(getattr(bundle, "uncertain_below", 0.0) or 0.0)
         self._head = bundle.probabilities_from_features
         self._tracks = [_Track(self, c, role) for c, role in enumerate(self.roles)]
         self._resampler = None
@@ -245,9 +249,11 @@ class StreamingAnalyzer:
                         "emotion": self.labels[k],
                         "confidence": float(raw[k]),
                         "sentiment": float(raw @ self._weights),
+                        "uncertain": bool(raw[k] < self.uncertain_below),
                     }
                 )
-        return pd.DataFrame(rows, columns=["channel", "role", "region", "start_s", "end_s", "emotion", "confidence", "sentiment"])
+        cols = ["channel", "role", "region", "start_s", "end_s", "emotion", "confidence", "sentiment", "uncertain"]
+        return pd.DataFrame(rows, columns=cols)
 
     def speech(self) -> pd.DataFrame:
         """Speech regions so far (the one in progress has ``closed=False``)."""
@@ -267,7 +273,9 @@ class StreamingAnalyzer:
         """The analysis so far (final after :meth:`finish`): segments, windows, speech, summary."""
         windows = self.windows()
         speech = self.speech()
-        segments = segments_from_windows(windows, speech, labels=self.labels, min_segment_s=self.settings.min_segment_s)
+        segments = segments_from_windows(
+            windows, speech, labels=self.labels, min_segment_s=self.settings.min_segment_s, uncertain_below=self.uncertain_below
+        )
         duration = self.position_s
         summary = summarize(
             segments,
@@ -280,6 +288,7 @@ class StreamingAnalyzer:
             name=source or self.name,
         )
         settings = {**self.settings.to_dict(), "chunk_s": self.chunk_s, "context_s": self.context_s, "grow": self.grow}
+        settings["uncertain_below"] = self.uncertain_below
         settings["vad"] = asdict(self.settings.vad)
         model = self.bundle.describe() if hasattr(self.bundle, "describe") else ""
         stats = {

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..decisions import verdict
 from ..io import atomic_write_text, dumps_json
 
 #: Columns of :func:`windows_frame` (then ``p_<label>`` and ``raw_<label>`` per emotion).
@@ -32,9 +33,24 @@ WINDOW_COLUMNS = (
     "raw_emotion",
     "ready_s",
     "emitted_s",
+    "uncertain",
+    "valence",
+    "arousal",
 )
 #: Columns of the segments table (then ``p_<label>`` per emotion).
-SEGMENT_COLUMNS = ("channel", "role", "start_s", "end_s", "emotion", "confidence", "sentiment", "windows")
+SEGMENT_COLUMNS = (
+    "channel",
+    "role",
+    "start_s",
+    "end_s",
+    "emotion",
+    "confidence",
+    "sentiment",
+    "windows",
+    "uncertain",
+    "valence",
+    "arousal",
+)
 #: Columns of the speech-regions table.
 SPEECH_COLUMNS = ("channel", "role", "region", "start_s", "end_s", "closed", "judged")
 
@@ -53,7 +69,10 @@ class WindowResult:
 
     ``ready_s`` is how much audio had arrived when the window's raw result was computed, and
     ``emitted_s`` when its smoothed result became final (the live latency is ``emitted_s - end_s``).
-    ``probabilities`` and ``raw`` have shape ``(n_labels,)``.
+    ``probabilities`` and ``raw`` have shape ``(n_labels,)``. ``uncertain``: the smoothed top
+    probability is below the bundle's threshold, so the window shows "uncertain" (:attr:`verdict`)
+    rather than ``emotion``; ``valence`` and ``arousal`` are :func:`ser_lib.affect.affect` of the
+    smoothed probabilities.
     """
 
     channel: int
@@ -68,6 +87,14 @@ class WindowResult:
     raw: np.ndarray
     ready_s: float
     emitted_s: float
+    uncertain: bool = False
+    valence: float = 0.0
+    arousal: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        """What the timeline shows: the emotion, or "uncertain"."""
+        return verdict(self.emotion, uncertain=self.uncertain)
 
     def row(self, labels: Sequence[str]) -> dict:
         """The window as one table row (:data:`WINDOW_COLUMNS`, ``p_<label>``, ``raw_<label>``)."""
@@ -83,6 +110,9 @@ class WindowResult:
             "raw_emotion": labels[int(np.argmax(self.raw))],
             "ready_s": self.ready_s,
             "emitted_s": self.emitted_s,
+            "uncertain": bool(self.uncertain),
+            "valence": float(self.valence),
+            "arousal": float(self.arousal),
         }
         out.update({f"p_{lab}": float(v) for lab, v in zip(labels, self.probabilities, strict=True)})
         out.update({f"raw_{lab}": float(v) for lab, v in zip(labels, self.raw, strict=True)})
@@ -142,12 +172,21 @@ class CallAnalysis:
         return bool(self.summary.get("no_speech"))
 
     @property
+    def uncertain_below(self) -> float:
+        """The confidence below which windows and segments were "uncertain" (0: never)."""
+        return float(self.settings.get("uncertain_below", 0.0) or 0.0)
+
+    @property
     def message(self) -> str:
         """Why nothing could be judged (empty when something was)."""
         return self.summary.get("message", "")
 
     def segment_records(self) -> list[dict]:
-        """Segments as dicts with ``probabilities`` (label -> value), as written to JSON."""
+        """Segments as dicts with ``probabilities`` (label -> value), as written to JSON.
+
+        ``emotion`` is the segment's most probable emotion; ``verdict`` what is shown: the emotion,
+        or "uncertain" when ``uncertain`` (its confidence is below the model's threshold).
+        """
         out = []
         for r in self.segments.to_dict(orient="records"):
             probs = {lab: round(float(r.pop(f"p_{lab}")), 6) for lab in self.labels}
@@ -158,9 +197,13 @@ class CallAnalysis:
                     "start_s": round(float(r["start_s"]), 3),
                     "end_s": round(float(r["end_s"]), 3),
                     "emotion": r["emotion"],
+                    "verdict": verdict(r["emotion"], uncertain=bool(r["uncertain"])),
+                    "uncertain": bool(r["uncertain"]),
                     "confidence": round(float(r["confidence"]), 6),
                     "probabilities": probs,
                     "sentiment": round(float(r["sentiment"]), 6),
+                    "valence": round(float(r["valence"]), 6),
+                    "arousal": round(float(r["arousal"]), 6),
                     "windows": int(r["windows"]),
                 }
             )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..affect import coordinates
 from ..config import SENTIMENT_WEIGHTS
 from .result import SEGMENT_COLUMNS
 
@@ -65,6 +66,7 @@ def segments_from_windows(
     *,
     labels: Sequence[str],
     min_segment_s: float = 1.5,
+    uncertain_below: float = 0.0,
 ) -> pd.DataFrame:
     """Segments of one emotion from smoothed windows, region by region.
 
@@ -84,13 +86,16 @@ def segments_from_windows(
     -------
     segments : pd.DataFrame
         ``channel``, ``role``, ``start_s``, ``end_s``, ``emotion``, ``confidence``, ``sentiment``,
-        ``windows`` (how many), and ``p_<label>`` (time-weighted mean of the smoothed windows).
+        ``windows`` (how many), ``uncertain`` (confidence below ``uncertain_below``), ``valence``
+        and ``arousal`` (:mod:`ser_lib.affect`), and ``p_<label>`` (time-weighted mean of the
+        smoothed windows).
     """
     cols = [*SEGMENT_COLUMNS, *[f"p_{lab}" for lab in labels]]
     if windows is None or windows.empty:
         return pd.DataFrame(columns=cols)
     pcols = [f"p_{lab}" for lab in labels]
     weights = sentiment_weights(labels)
+    va = coordinates(labels)
     bounds = {(int(r.channel), int(r.region)): (float(r.start_s), float(r.end_s)) for r in speech.itertuples()}
     rows = []
     for (channel, region), w in windows.groupby(["channel", "region"], sort=True):
@@ -141,6 +146,9 @@ def segments_from_windows(
                 "confidence": float(mean[k]),
                 "sentiment": float(mean @ weights),
                 "windows": int(b - a + 1),
+                "uncertain": bool(mean[k] < uncertain_below),
+                "valence": float(mean @ va[:, 0]),
+                "arousal": float(mean @ va[:, 1]),
             }
             row.update({c: float(v) for c, v in zip(pcols, mean, strict=True)})
             rows.append(row)

@@ -56,17 +56,33 @@ def _clip_segments(segments: pd.DataFrame, a: float, b: float) -> pd.DataFrame:
 def _share_summary(segments: pd.DataFrame, *, labels: Sequence[str]) -> dict:
     """Judged seconds, dominant emotion, mean sentiment and share per emotion of ``segments``."""
     if segments is None or segments.empty:
-        return {"judged_s": 0.0, "dominant": None, "mean_sentiment": None, "shares": {lab: 0.0 for lab in labels}}
+        return {
+            "judged_s": 0.0,
+            "dominant": None,
+            "mean_sentiment": None,
+            "mean_valence": None,
+            "mean_arousal": None,
+            "uncertain_share": 0.0,
+            "shares": {lab: 0.0 for lab in labels},
+        }
     d = (segments["end_s"] - segments["start_s"]).to_numpy(float)
     total = float(d.sum())
     by = pd.Series(d, index=segments["emotion"].to_numpy()).groupby(level=0).sum()
     shares = {lab: round(float(by.get(lab, 0.0)) / total, 4) if total > 0 else 0.0 for lab in labels}
     dominant = max(labels, key=lambda lab: shares[lab]) if total > 0 else None
-    mean = float((segments["sentiment"].to_numpy(float) * d).sum() / total) if total > 0 else None
+    def weighted(column: str) -> float | None:
+        if column not in segments or total <= 0:
+            return None
+        return round(float((segments[column].to_numpy(float) * d).sum() / total), 4)
+
+    unsure = segments["uncertain"].to_numpy(bool) if "uncertain" in segments else np.zeros(len(d), bool)
     return {
         "judged_s": round(total, 2),
         "dominant": dominant,
-        "mean_sentiment": None if mean is None else round(mean, 4),
+        "mean_sentiment": weighted("sentiment"),
+        "mean_valence": weighted("valence"),
+        "mean_arousal": weighted("arousal"),
+        "uncertain_share": round(float(d[unsure].sum()) / total, 4) if total > 0 else 0.0,
         "shares": shares,
     }
 
@@ -120,6 +136,7 @@ def worst_moments(segments: pd.DataFrame, windows: pd.DataFrame, *, n: int = 5, 
                 "end_s": round(float(r.end_s), 2),
                 "peak_s": round(float(peak), 2),
                 "emotion": r.emotion,
+                "uncertain": bool(getattr(r, "uncertain", False)),
                 "confidence": round(float(r.confidence), 4),
                 "sentiment": round(float(r.sentiment), 4),
             }
@@ -145,8 +162,9 @@ def summarize(
     -------
     summary : dict
         ``duration_s``, ``roles``, ``no_speech`` and ``message``, ``parties`` (role ->
-        ``speech_s``, ``talk_share``, ``judged_s``, ``dominant``, ``mean_sentiment``, ``shares``
-        (fraction of judged time per emotion), ``quarters`` (the same four times) and ``trend``
+        ``speech_s``, ``talk_share``, ``judged_s``, ``dominant``, ``mean_sentiment``,
+        ``mean_valence``, ``mean_arousal``, ``uncertain_share`` (fraction of judged time in
+        "uncertain" segments), ``shares`` (fraction of judged time per emotion), ``quarters`` (the same four times) and ``trend``
         (``first``, ``last``, ``change``, ``slope_per_min``, ``direction``)), ``overall`` (the same
         over every party), ``worst_moments`` and ``sentiment_weights``.
     """

@@ -268,6 +268,9 @@ class _Track:
                     raw=np.asarray(raw, float),
                     ready_s=ready,
                     emitted_s=position_s,
+                    uncertain=bool(smoothed[k] < o.uncertain_below),
+                    valence=float(smoothed @ o._va[:, 0]),
+                    arousal=float(smoothed @ o._va[:, 1]),
                 )
             )
         return out

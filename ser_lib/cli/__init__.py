@@ -1,6 +1,6 @@
 """The command line: ``python -m ser_lib <command> --help`` explains each command.
 
-Commands: ``corpora``, ``train``, ``evaluate``, ``predict`` (and ``analyze-call``,
+Commands: ``corpora``, ``train``, ``evaluate``, ``calibrate``, ``predict`` (and ``analyze-call``,
 ``analyze-calls`` for whole calls). Errors print one clear line and exit with status 2.
 """
 
@@ -98,12 +98,15 @@ def _train_into(args, out: Path, held_out: dict | None) -> int:
         model_type=args.model_type,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        split=args.split,
         test_size=args.test_size,
         augment=not args.no_augment,
         seed=args.seed,
         corpora=tuple(args.corpora) if args.corpora else None,
         encoder_views=tuple(args.encoder_views),
+        mask_loss=not args.no_loss_masking,
+        balance=not args.no_balance,
+        split="corpus" if args.holdout_corpus else args.split,
+        holdout_corpus=args.holdout_corpus,
     )
     result = train(manifest, cfg, progress=_epoch_printer())
     evaluation = result.evaluation.to_json() if result.evaluation else None
@@ -141,6 +144,7 @@ def cmd_evaluate(args) -> int:
     print(result.summary_table().round(3).to_string())
     print()
     print(result.per_class.round(3).to_string())
+    result.meta["temperature"] = bundle.temperature  # its probabilities are calibrated: `calibrate` undoes this
     if args.json:
         _write_json(result.to_json(include_predictions=not args.no_predictions), args.json)
     return 0
@@ -148,22 +152,76 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from ..bundle import ModelBundle
+    from ..decisions import uncertain_below
 
     if args.json:
         check_writable(args.json, what="--json")
     bundle = ModelBundle.load(args.model)
+    bundle.uncertain_below = uncertain_below(bundle.card, override=args.uncertain_below)
     table = bundle.predict_files(args.files)
     print(f"model: {bundle.describe()}")
+    if bundle.uncertain_below > 0:
+        print(f"'uncertain' below a confidence of {bundle.uncertain_below:.2f}")
     for _, row in table.iterrows():
-        if row["error"]:
-            print(f"{row['path']}: ERROR {row['error']}")
-        else:
-            top = sorted(((row[f"p_{lab}"], lab) for lab in bundle.labels), reverse=True)[:3]
-            others = ", ".join(f"{lab} {p:.2f}" for p, lab in top[1:])
-            print(f"{row['path']}: {row['emotion']} ({row['confidence']:.2f}; then {others})")
+        print(predict_line(row, bundle.labels))
     if args.json:
-        _write_json({"model": bundle.describe(), "predictions": table.to_dict(orient="records")}, args.json)
-    return EXIT_SOME_FAILED if table["error"].astype(bool).any() else EXIT_OK
+        _write_json(
+            {
+                "model": bundle.describe(),
+                "uncertain_below": bundle.uncertain_below,
+                "predictions": table.to_dict(orient="records"),
+            },
+            args.json,
+        )
+    failed = table["error"].astype(bool) & ~table["no_speech"].fillna(False).astype(bool)
+    return EXIT_SOME_FAILED if failed.any() else EXIT_OK
+
+
+def predict_line(row, labels) -> str:
+    """One file's line of ``predict``: its verdict (emotion, "uncertain" or "no speech found"), confidence,
+    the next two emotions, and valence and arousal."""
+    if row["no_speech"] is True or row["no_speech"] == 1:
+        why = str(row["message"] or "the voice-activity detector heard no speech in it")
+        return f"{row['path']}: no speech found ({why.split(': ', 1)[-1]})"
+    if row["error"]:
+        return f"{row['path']}: ERROR {row['error']}"
+    top = sorted(((row[f"p_{lab}"], lab) for lab in labels), reverse=True)[:3]
+    others = ", ".join(f"{lab} {p:.2f}" for p, lab in top[1:])
+    head = (
+        f"uncertain (most likely {row['emotion']} {row['confidence']:.2f}"
+        if row["uncertain"]
+        else (f"{row['emotion']} ({row['confidence']:.2f}")
+    )
+    return f"{row['path']}: {head}; then {others}; valence {row['valence']:+.2f}, arousal {row['arousal']:+.2f})"
+
+
+def cmd_calibrate(args) -> int:
+    from ..calibration import calibrate_bundle
+
+    for folder in args.bundles:
+        r = calibrate_bundle(folder, write=not args.dry_run)
+        print(f"{folder}: fitted on {r.fitted_on}: {r.n} clips")
+        shipped = (
+            f"temperature {r.temperature:.3f}"
+            if r.applied
+            else (f"temperature 1 (the fitted {r.fitted_temperature:.3f} did not lower ECE on the other half of the speakers)")
+        )
+        print(f"  {shipped}; ECE {r.ece_before:.4f} -> {r.ece_after:.4f} (15 bins, top label)")
+        for f in r.folds:
+            th = f["threshold"]
+            print(
+                f"  fold {f['fold']}: fitted on {f['fit_speakers']} speakers, measured on {f['test_speakers']} "
+                f"({f['n_test']} clips): T {f['temperature']:.3f}, ECE {f['ece_before']:.4f} -> {f['ece_after']:.4f}; "
+                f"uncertain below {th['uncertain_below']:.3f}: coverage {th['coverage']:.1%}, "
+                f"accepted accuracy {th['accepted_accuracy']:.1%} (all: {th['overall_accuracy']:.1%})"
+            )
+        t = r.threshold
+        print(
+            f"  'uncertain' below {t.uncertain_below:.3f}: coverage {t.coverage:.1%}, accepted accuracy "
+            f"{t.accepted_accuracy:.1%} (all: {t.overall_accuracy:.1%})"
+        )
+        print("  (dry run: card not changed)" if args.dry_run else f"  wrote calibration and decision into {folder}/card.json")
+    return EXIT_OK
 
 
 def cmd_export_onnx(args) -> int:
@@ -241,7 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.2,
         help="share of each corpus's speakers held out (default 0.2)",
     )
-    t.add_argument("--corpora", nargs="+", metavar="NAME", help="train on these corpora only (RAVDESS SAVEE TESS CREMA-D)")
+    t.add_argument(
+        "--corpora",
+        nargs="+",
+        metavar="NAME",
+        help=(
+            "train on these corpora only (of RAVDESS SAVEE TESS CREMA-D URDU ASED EMOVO; the four-corpus "
+            "recipe: --corpora RAVDESS SAVEE TESS CREMA-D)"
+        ),
+    )
+    t.add_argument(
+        "--holdout-corpus",
+        metavar="NAME",
+        help="leave one corpus out: test on every file of NAME, train on the others (replaces --split)",
+    )
+    t.add_argument(
+        "--no-loss-masking",
+        action="store_true",
+        help="do not mask the loss to the emotions each corpus labels (by default, a corpus without calm "
+        "does not teach that calm never happens)",
+    )
+    t.add_argument(
+        "--no-balance",
+        action="store_true",
+        help="encoder_head: draw training clips uniformly instead of balanced across corpora and speakers",
+    )
     t.add_argument("--no-augment", action="store_true", help="train without augmentation")
     t.add_argument(
         "--encoder-views",
@@ -286,7 +368,29 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="+", metavar="FILE")
     pr.add_argument("--model", help="bundle folder (default: the shipped models/default)")
     pr.add_argument("--json", metavar="OUT", help="write emotion and probabilities per file to OUT")
+    pr.add_argument(
+        "--uncertain-below",
+        type=number(float, low=0.0, high=1.0),
+        metavar="P",
+        help="say 'uncertain' when the calibrated confidence is below P (default: $SER_UNCERTAIN_BELOW, then the "
+        "threshold in the model's card; 0 never says it)",
+    )
     pr.set_defaults(func=cmd_predict)
+
+    cal = sub.add_parser(
+        "calibrate",
+        epilog=EXIT_CODES_HELP,
+        help="fit a bundle's calibration and 'uncertain' threshold on its held-out speakers",
+        description=(
+            "Fit temperature scaling on the held-out speakers' per-file predictions in BUNDLE/evaluation.json, "
+            "check it across speakers (fitted on one half, measured on the other, both ways), choose the "
+            "confidence below which predictions are 'uncertain', and record both in BUNDLE/card.json "
+            "(the model files are not touched)."
+        ),
+    )
+    cal.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folders, e.g. models/default")
+    cal.add_argument("--dry-run", action="store_true", help="print the figures without changing the card")
+    cal.set_defaults(func=cmd_calibrate)
 
     x = sub.add_parser(
         "export-onnx",

@@ -97,15 +97,18 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exact_server(default_bundle, tmp_path_factory):
     """The shipped model in two analysis worker processes, waiting for complete encoder chunks."""
-    settings = ServiceSettings(results=tmp_path_factory.mktemp("exact_results"), complete_chunks=True, processes=2)
+    base = tmp_path_factory.mktemp("exact_results")
+    settings = ServiceSettings(results=base, store=base / "calls.duckdb", complete_chunks=True, processes=2)
     with BackgroundServer(settings, bundle=default_bundle) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def live_server(tiny, tmp_path_factory):
+    base = tmp_path_factory.mktemp("live_results")
     settings = ServiceSettings(
-        results=tmp_path_factory.mktemp("live_results"),
+        results=base,
+        store=base / "calls.duckdb",
         alerts=AlertSettings(sustained_s=3.0),
         max_queued_s=1.0,
         max_bad_messages=5,
@@ -146,6 +149,21 @@ def http(server, path: str, *, token: str | None = None) -> tuple[int, dict | st
         return status, json.loads(body), headers
     except json.JSONDecodeError:
         return status, body, headers
+
+
+def stored(server, call_id: str) -> tuple[dict, dict]:
+    """The call's row in the service's call store, and its table row counts (read-only, as the dashboard reads)."""
+    from ser_lib.store import CallStore
+
+    store = CallStore(server.settings.store, read_only=True)
+    rows = store.query("SELECT * FROM calls WHERE call_id = ?", [call_id]).to_dict(orient="records")
+    assert len(rows) == 1, rows
+    aid = rows[0]["analysis_id"]
+    counts = {
+        t: int(store.query(f"SELECT count(*) AS n FROM {t} WHERE analysis_id = ?", [aid])["n"].iloc[0])
+        for t in ("windows", "segments", "alerts", "party_summaries")
+    }
+    return rows[0], counts
 
 
 def call_json(server, call_id: str, *, timeline: bool = False, token: str | None = None) -> dict:
@@ -304,6 +322,11 @@ def test_a_twilio_stream_gives_exactly_the_offline_analysis(exact_server, defaul
     mine = [s for s in saved if s["call_id"] == report.call_id]
     assert len(mine) == 1 and mine[0]["status"] == "completed" and mine[0]["segments"] == live["segments"]
     assert report.call_id not in str(sorted(p.name for p in exact_server.settings.results.iterdir()))  # names are the service's
+    # and the call store has it, written by the analysis worker process that held the call
+    row, counts = stored(exact_server, report.call_id)
+    assert (row["origin"], row["status"], row["source"]) == ("live", "completed", f"twilio:{report.call_id}")
+    assert counts["windows"] == len(rows) and counts["segments"] == len(live["segments"])
+    assert row["duration_s"] == pytest.approx(live["duration_s"]) and live["store"]["analysis_id"] == row["analysis_id"]
 
 
 @pytest.mark.parametrize("encoding, sr, parties", [("pcm_s16le", 16000, ["agent", "customer"]), ("alaw", 8000, ["customer"])])
@@ -371,6 +394,9 @@ def test_the_live_mode_agrees_with_offline_within_the_stated_tolerance(live_serv
     assert all(a["role"] == "customer" and 14.0 <= a["start_s"] <= 21.0 for a in alerts)
     assert len([a for a in alerts if a["kind"] == "sustained_negative"]) == 1  # once per episode
     assert [a["alert_id"] for a in live["alerts"]] == [a["alert_id"] for a in alerts]
+    row, counts = stored(live_server, report.call_id)  # the store has the same call, its alerts included
+    assert row["n_alerts"] == counts["alerts"] == len(alerts) and counts["windows"] == len(live_w)
+    assert row["customer_dominant"] == live["summary"]["parties"]["customer"]["dominant"]
 
 
 def test_two_calls_at_once_are_kept_apart(live_server, calls, offline_tiny):
@@ -414,6 +440,9 @@ def test_a_client_that_disconnects_mid_call_is_finished_with_what_arrived(live_s
     assert data["segments"] and max(s["end_s"] for s in data["segments"]) <= 12.0
     saved = [json.loads(p.read_text()) for p in live_server.settings.results.glob("*.json")]
     assert [s["status"] for s in saved if s["call_id"] == call_id] == ["ended_abruptly"]
+    row, counts = stored(live_server, call_id)
+    assert row["status"] == "ended_abruptly" and row["duration_s"] == pytest.approx(12.0, abs=0.05)
+    assert counts["segments"] == len(data["segments"])
 
 
 def test_bad_messages_get_error_events_and_the_call_goes_on(live_server, calls):
@@ -515,6 +544,11 @@ def test_a_failing_analysis_closes_that_call_only(live_server, calls, monkeypatc
     assert broken_call["status"] == "ended_abruptly" and "simulated fault" in broken_call["error"]
     assert fine_code == 1000 and fine_events[-1]["type"] == "call_summary" and fine_events[-1]["status"] == "completed"
     assert call_json(live_server, "fine")["duration_s"] == pytest.approx(TOTAL_S, abs=0.01)
+    # the store: the broken call as a failure with its reason, the other complete
+    boom_row, _ = stored(live_server, "boom")
+    assert boom_row["status"] == "failed" and "simulated fault" in boom_row["error"]
+    fine_row, fine_counts = stored(live_server, "fine")
+    assert fine_row["status"] == "completed" and fine_counts["windows"] > 0
 
 
 def test_back_pressure_slows_the_sender_and_nothing_is_dropped(live_server, calls, offline_tiny):
@@ -675,6 +709,8 @@ def test_twilio_roles_single_track_dtmf_and_marks(live_server, calls):
     assert data["dtmf"] == [{"digit": "7", "track": "inbound_track", "at_s": pytest.approx(3.96, abs=0.05)}]
     assert data["metadata"]["queue"] == "billing" and data["duration_s"] == pytest.approx(8.0, abs=0.02)
     assert data["stats"]["missing_messages"] == 0
+    row, _ = stored(live_server, call_id)  # customParameters become the store's call metadata
+    assert row["queue"] == "billing" and json.loads(row["extra"]).get("inboundRole") == "caller"
 
 
 def test_an_analysis_process_that_dies_fails_its_calls_only(exact_server, calls):

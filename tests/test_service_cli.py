@@ -39,7 +39,10 @@ def served(tmp_path_factory):
     port = free_port()
     log = open(base / "serve.log", "wb")
     proc = subprocess.Popen(
-        _python("serve", "--port", str(port), "--results", str(base / "results"), "--log-level", "warning"),
+        _python(
+            "serve", "--port", str(port), "--results", str(base / "results"), "--store", str(base / "calls.duckdb"),
+            "--log-level", "warning",
+        ),  # fmt: skip
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -91,3 +94,9 @@ def test_simulated_calls_are_analysed_and_ctrl_c_finishes_the_active_ones(served
     cut = next(s for s in saved if s["status"] == "ended_abruptly")
     assert 2.0 < cut["duration_s"] < 12.0 and cut["source"] == "twilio" and cut["timeline"]["windows"]["columns"][0] == "channel"
     assert all(s["summary"]["parties"]["customer"]["speech_s"] > 0 for s in saved if s["status"] == "completed")
+    # the call store holds the same three calls, the cut one marked as such
+    from ser_lib.store import CallStore
+
+    rows = CallStore(served["base"] / "calls.duckdb", read_only=True).query("SELECT status, origin, duration_s FROM calls")
+    assert sorted(rows["status"]) == ["completed", "completed", "ended_abruptly"] and set(rows["origin"]) == {"live"}
+    assert float(rows.loc[rows["status"] == "ended_abruptly", "duration_s"].iloc[0]) == pytest.approx(cut["duration_s"], abs=0.01)

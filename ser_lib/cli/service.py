@@ -17,6 +17,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from ..errors import ParameterError
 
@@ -49,6 +50,12 @@ def add_service_commands(subparsers) -> None:
         metavar="DIR",
         help="folder for one JSON file per finished call (default $SER_RESULTS_DIR, then results/live)",
     )
+    s.add_argument(
+        "--store",
+        metavar="PATH",
+        help="call store every finished call is written to (default $SER_CALL_STORE, then data/calls.duckdb)",
+    )
+    s.add_argument("--no-store", action="store_true", help="write the per-call JSON files only, no call store")
     s.add_argument(
         "--max-calls", type=int, default=64, help="concurrent calls; more are refused with close code 1013 (default 64)"
     )
@@ -161,6 +168,7 @@ def cmd_serve(args) -> int:
     from ..service import AlertSettings, ServiceSettings
     from ..service.server import serve
     from ..service.settings import results_dir
+    from ..store import CallStore, default_store_path
 
     settings = ServiceSettings(
         host=args.host,
@@ -168,6 +176,7 @@ def cmd_serve(args) -> int:
         token=args.token or None,
         model=args.model,
         results=results_dir(args.results),
+        store=None if args.no_store else Path(args.store or default_store_path()),
         max_calls=args.max_calls,
         max_message_bytes=args.max_message_kb * 1024,
         max_queued_s=args.max_queued,
@@ -185,10 +194,13 @@ def cmd_serve(args) -> int:
             spike_above=args.spike_above,
         ),
     )
+    if settings.store is not None:
+        CallStore(settings.store).check_writable()  # a store that cannot be written fails now, not at the first call's end
     logging.getLogger("ser_lib").setLevel(args.log_level.upper())
+    where = f"{settings.results} and the call store {settings.store}" if settings.store else str(settings.results)
     print(
         f"Live call service on http://{settings.host}:{settings.port} (Twilio: ws://{settings.host}:{settings.port}/twilio); "
-        f"results in {settings.results}. Ctrl-C stops it.",
+        f"results in {where}. Ctrl-C stops it.",
         flush=True,
     )
     serve(settings, log_level=args.log_level)

@@ -7,19 +7,26 @@ pairs: ``window`` (each window whose smoothed result became final), ``alert`` (s
 :mod:`~ser_lib.service.alerts`) and ``segment`` (the segments of each speech region that closed:
 its windows are then all final, and so are its segments, the same ``analyze-call`` gives for that
 region). :meth:`CallAnalyzer.finish` flushes the analyser and returns the call's analysis as
-``analyze-call --json`` writes it, with its windows and speech regions (:func:`timeline_tables`).
-Everything it returns is plain data (it crosses a process boundary).
+``analyze-call --json`` writes it, with its windows and speech regions (:func:`timeline_tables`),
+and, when the service has a call store, writes the finished call there (windows, segments,
+summaries, alerts: :meth:`ser_lib.store.CallStore.write_analysis`, in whichever process holds the
+analysis; the store's file lock orders writers). Everything it returns is plain data (it crosses a
+process boundary).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+from datetime import datetime
 
 import pandas as pd
 
 from ..calls import CallAnalysis, StreamingAnalyzer, release_memory, segments_from_windows, windows_frame
 from .alerts import AlertSettings, AlertTracker
 from .protocol import segment_payload, window_payload
+
+logger = logging.getLogger(__name__)
 
 #: After how many feeds without a new window the closed regions are looked for anyway.
 CHECK_EVERY = 50
@@ -35,6 +42,27 @@ def table(frame: pd.DataFrame, columns) -> dict:
         if pd.api.types.is_float_dtype(f[c]):
             f[c] = f[c].round(4)
     return {"columns": cols, "rows": f.astype(object).where(f.notna(), None).values.tolist()}
+
+
+def live_metadata(metadata: dict | None, started_at: str | None = None):
+    """A live call's metadata (Twilio ``customParameters``, or the raw stream's ``metadata``) for the store.
+
+    ``agent``, ``queue`` and ``customer`` (or ``customer_ref``) are recognised; the start time is the
+    service's; everything else is kept in ``extra``.
+    """
+    from ..store import CallMetadata
+
+    meta = {str(k): v for k, v in (metadata or {}).items() if v is not None}
+    pick = lambda *keys: next((str(meta.pop(k)) for k in keys if k in meta), None)  # noqa: E731
+    agent, queue, customer = pick("agent"), pick("queue"), pick("customer", "customer_ref")
+    started = None
+    if started_at:
+        try:
+            started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+        except ValueError:
+            started = None
+    extra = {k: str(v) for k, v in meta.items()}
+    return CallMetadata(agent=agent, queue=queue, customer_ref=customer, started_at=started, extra=extra)
 
 
 def timeline_tables(result: CallAnalysis) -> dict:
@@ -62,10 +90,27 @@ class CallAnalyzer:
     grow : bool
         :class:`~ser_lib.calls.StreamingAnalyzer`'s ``grow`` (False: results identical to ``analyze-call``).
     alerts : AlertSettings
+    store : dict or None
+        Where the finished call goes: ``{"path": ..., "source": ..., "metadata": {...},
+        "started_at": ISO time}`` (None: no store).
     """
 
-    def __init__(self, call_id: str, bundle, *, sr: int, channels: int, parties, timeline, grow: bool, alerts: AlertSettings):
+    def __init__(
+        self,
+        call_id: str,
+        bundle,
+        *,
+        sr: int,
+        channels: int,
+        parties,
+        timeline,
+        grow: bool,
+        alerts: AlertSettings,
+        store: dict | None = None,
+    ):
         self.call_id = call_id
+        self.bundle, self.store = bundle, store
+        self.raised: list[dict] = []
         self.analyzer = StreamingAnalyzer(
             bundle, sr=sr, channels=channels, roles=list(parties), settings=timeline, grow=grow, name=call_id
         )
@@ -91,16 +136,41 @@ class CallAnalyzer:
             release_memory()
         return out
 
-    def finish(self) -> tuple[list[tuple[str, dict]], float, dict, dict]:
-        """End of the call: the last payloads, the position, ``analyze-call``'s JSON, the timeline tables.
+    def finish(self, status: str = "completed") -> tuple[list[tuple[str, dict]], float, dict, dict, dict | None]:
+        """End of the call: the last payloads, the position, ``analyze-call``'s JSON, the timeline tables,
+        and what the store said (``{"analysis_id", "store"}``, ``{"error"}``, or None without a store).
 
         The analyser is then released (and the native memory it held given back)."""
         payloads = self._publish(self.analyzer.finish(), closing=True)
         position = self.analyzer.position_s
         result = self.analyzer.result(source=self.call_id)
-        out = payloads, position, result.to_dict(), timeline_tables(result)
+        out = payloads, position, result.to_dict(), timeline_tables(result), self._store(result, status)
         self.close()
         return out
+
+    def _store(self, result: CallAnalysis, status: str) -> dict | None:
+        """Write the finished call to the store; a store that fails is logged and reported, never fatal."""
+        if not self.store:
+            return None
+        from ..store import CallStore, model_identity
+
+        try:
+            name, sha = model_identity(self.bundle)
+            aid = CallStore(self.store["path"]).write_analysis(
+                result,
+                call_id=self.call_id,
+                source=str(self.store.get("source") or self.call_id),
+                metadata=live_metadata(self.store.get("metadata"), self.store.get("started_at")),
+                model_name=name,
+                model_sha256=sha,
+                status=status,
+                origin="live",
+                alerts=self.raised,
+            )
+            return {"analysis_id": aid, "store": str(self.store["path"])}
+        except Exception as exc:  # noqa: BLE001 - the call's results file and events stand without the store
+            logger.error("call %s: could not be written to the call store %s: %s", self.call_id, self.store["path"], exc)
+            return {"error": f"{type(exc).__name__}: {exc}", "store": str(self.store["path"])}
 
     def close(self) -> None:
         """Drop the analyser (after :meth:`finish`, or without a result when the analysis failed).
@@ -133,6 +203,7 @@ class CallAnalyzer:
                 probabilities=payload["probabilities"],
             ):
                 out.append(("alert", alert))
+                self.raised.append(alert)
         self._unchecked += 1
         if new or closing or self._unchecked >= CHECK_EVERY:
             out += self._closed_segments()

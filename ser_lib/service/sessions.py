@@ -98,6 +98,7 @@ class CallSession:
             timeline=s.timeline,
             grow=not s.complete_chunks,
             alerts=s.alerts,
+            store=None if s.store is None else self._store_spec(s.store, call_id, source, metadata),
         )
         self.parties = list(self.engine.parties)
         self.labels = list(self.engine.labels)
@@ -375,12 +376,12 @@ class CallSession:
             return self._finalise_locked(status, broken=broken)
 
     def _finalise_locked(self, status: str, *, broken: bool) -> list[dict]:
-        events, analysis, tables = [], None, None
+        events, analysis, tables, stored = [], None, None, None
         try:
             if broken:
                 self.engine.close()
             else:
-                payloads, self._analysed_s, analysis, tables = self.engine.finish()
+                payloads, self._analysed_s, analysis, tables, stored = self.engine.finish(status)
                 events += self._events(payloads)
         except Exception:  # noqa: BLE001 - a broken engine: keep what the events said
             if not broken:
@@ -391,6 +392,9 @@ class CallSession:
             record = self.record(analysis, status)
         else:
             record = {**self.record({"segments": [], "summary": {}}, status), "error": self.error}
+            stored = self._store_failure()
+        if stored is not None:
+            record["store"] = stored
         try:
             self.results_path = self.registry.store.write(
                 {**record, "timeline": tables}, call_id=self.call_id, started=self.started
@@ -416,6 +420,36 @@ class CallSession:
         events.append(self.summary_event)
         logger.info("call %s %s after %.1f s (%d windows)", self.call_id, status, self.position_s, self.n_windows)
         return events
+
+    @staticmethod
+    def _store_spec(path, call_id: str, source: str, metadata: dict | None) -> dict:
+        """Where and how the analysis writes the finished call (plain data: it may cross to a worker process)."""
+        return {"path": str(path), "source": f"{source}:{call_id}", "metadata": dict(metadata or {}), "started_at": now_iso()}
+
+    def _store_failure(self) -> dict | None:
+        """A call whose analysis broke: one ``failed`` row in the store, so the archive shows it."""
+        path = self.registry.settings.store
+        if path is None:
+            return None
+        from ..store import CallStore, model_identity
+        from .analysis import live_metadata
+
+        try:
+            bundle = getattr(self.registry.backend, "bundle", None)
+            name, sha = model_identity(bundle) if bundle is not None else (str(self.registry.settings.model or "default"), "")
+            aid = CallStore(path).write_failure(
+                call_id=self.call_id,
+                source=f"{self.source}:{self.call_id}",
+                error=self.error or "the analysis broke",
+                model_name=name,
+                model_sha256=sha or "unknown",
+                metadata=live_metadata(self.metadata, self.started_at),
+                origin="live",
+            )
+            return {"analysis_id": aid, "store": str(path)}
+        except Exception as exc:  # noqa: BLE001 - the results file stands without the store
+            logger.error("call %s: its failure could not be written to the call store: %s", self.call_id, exc)
+            return {"error": f"{type(exc).__name__}: {exc}", "store": str(path)}
 
     def overview(self) -> dict:
         """The call as ``/calls`` lists it: parties' current emotion and sparkline, alerts, lag."""

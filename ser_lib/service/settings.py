@@ -68,6 +68,9 @@ class ServiceSettings:
         Bundle folder (default ``$SER_MODEL``, then ``models/default``).
     results : Path
         Folder for one JSON file per finished call (names chosen by the service, never by a client).
+    store : Path or None
+        The call store (DuckDB file, :mod:`ser_lib.store`) every finished call is written to, with its
+        windows, segments, summaries and alerts, marked ``origin="live"``; None: results files only.
     max_calls : int
         Concurrent calls; one more is refused with close code 1013.
     max_message_bytes : int
@@ -115,6 +118,7 @@ class ServiceSettings:
     token: str | None = None
     model: str | None = None
     results: Path = field(default_factory=results_dir)
+    store: Path | None = None
     max_calls: int = 64
     max_message_bytes: int = 64 * 1024
     max_queued_s: float = 4.0

@@ -98,7 +98,7 @@ def worker_main(conn, model: str, timeline, log_level: int) -> None:
             elif op == "feed":
                 value = calls[call_id].feed(args[0])
             elif op == "finish":
-                value = calls.pop(call_id).finish()
+                value = calls.pop(call_id).finish(*args)
             elif op == "snapshot":
                 value = calls[call_id].snapshot(args[0])
             elif op == "close":
@@ -206,9 +206,9 @@ class RemoteCall:
     def feed(self, x):
         return self.worker.request("feed", self.call_id, x)
 
-    def finish(self):
+    def finish(self, status: str = "completed"):
         try:
-            return self.worker.request("finish", self.call_id)
+            return self.worker.request("finish", self.call_id, status)
         finally:
             self._released()
 

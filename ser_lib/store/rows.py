@@ -148,61 +148,65 @@ def call_row(
 def _probabilities(frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
     cols = [f"p_{lab}" for lab in labels if f"p_{lab}" in frame.columns]
     names = [c[2:] for c in cols]
-    values = np.round(frame[cols].to_numpy(float), 6) if cols else np.zeros((len(frame), 0))
-    return [_json(dict(zip(names, row.tolist(), strict=True))) for row in values]
+    values = np.round(frame[cols].to_numpy(float), 6).tolist() if cols else [[] for _ in range(len(frame))]
+    return [_json(dict(zip(names, row, strict=True))) for row in values]
 
 
-def _track_frame(frame: pd.DataFrame, aid: str, labels: Sequence[str], *, segments: bool) -> pd.DataFrame:
-    n = len(frame)
-    out = {
-        "analysis_id": [aid] * n,
-        "channel": frame["channel"].to_numpy(np.int32),
-        "role": frame["role"].astype(object).to_numpy(),
-        "start_s": frame["start_s"].to_numpy(float),
-        "end_s": frame["end_s"].to_numpy(float),
-        "emotion": frame["emotion"].astype(object).to_numpy(),
-        "confidence": frame["confidence"].to_numpy(float),
-        "sentiment": frame["sentiment"].to_numpy(float),
-    }
+def _track_columns(frame: pd.DataFrame, labels: Sequence[str], *, segments: bool) -> list[list]:
+    """Windows or segments as column lists (:data:`DETAIL_COLUMNS` without ``analysis_id``)."""
+    cols = [
+        frame["channel"].to_numpy(np.int64).tolist(),
+        frame["role"].tolist(),
+        frame["start_s"].to_numpy(float).tolist(),
+        frame["end_s"].to_numpy(float).tolist(),
+        frame["emotion"].tolist(),
+        frame["confidence"].to_numpy(float).tolist(),
+        frame["sentiment"].to_numpy(float).tolist(),
+    ]
     if segments:
-        out["n_windows"] = frame["windows"].to_numpy(np.int32)
-    out["probabilities"] = _probabilities(frame, labels)
-    return pd.DataFrame(out)
+        cols.append(frame["windows"].to_numpy(np.int64).tolist())
+    cols.append(_probabilities(frame, labels))
+    return cols
 
 
-def detail_rows(result, aid: str, *, alerts: Sequence[dict] = ()) -> dict[str, pd.DataFrame]:
-    """The detail tables of ``result`` (a :class:`~ser_lib.calls.CallAnalysis`): table name -> rows.
+def _columns(rows: list[tuple]) -> list[list]:
+    return [list(c) for c in zip(*rows, strict=True)]
 
-    Tables with no rows are left out (nothing to insert).
+
+def detail_rows(result, aid: str, *, alerts: Sequence[dict] = ()) -> dict[str, list[list]]:
+    """The detail tables of ``result`` (a :class:`~ser_lib.calls.CallAnalysis`): table name -> column lists.
+
+    The columns are those of :data:`DETAIL_COLUMNS` after ``analysis_id`` (which is ``aid`` on
+    every row), each a list with one value per row. Tables with no rows are left out.
     """
-    out: dict[str, pd.DataFrame] = {}
+    out: dict[str, list[list]] = {}
     if len(result.windows):
-        out["windows"] = _track_frame(result.windows, aid, result.labels, segments=False)
+        out["windows"] = _track_columns(result.windows, result.labels, segments=False)
     if len(result.segments):
-        out["segments"] = _track_frame(result.segments, aid, result.labels, segments=True)
+        out["segments"] = _track_columns(result.segments, result.labels, segments=True)
     parties, quarters = [], []
     for role, p in (result.summary.get("parties") or {}).items():
         trend = p.get("trend") or {}
         parties.append(
-            (aid, role, _num(p.get("speech_s")), _num(p.get("talk_share")), _num(p.get("judged_s")), p.get("dominant"),
+            (role, _num(p.get("speech_s")), _num(p.get("talk_share")), _num(p.get("judged_s")), p.get("dominant"),
              _num(p.get("mean_sentiment")), trend.get("direction"), _num(trend.get("change")),
              _num(trend.get("slope_per_min")), _json(p.get("shares") or {}))
         )  # fmt: skip
         for q in p.get("quarters", []):
             quarters.append(
-                (aid, role, int(q["quarter"]), _num(q.get("start_s")), _num(q.get("end_s")), _num(q.get("judged_s")),
+                (role, int(q["quarter"]), _num(q.get("start_s")), _num(q.get("end_s")), _num(q.get("judged_s")),
                  _num(q.get("mean_sentiment")), q.get("dominant"))
             )  # fmt: skip
     worst = [
-        (aid, rank, m.get("role"), _num(m.get("start_s")), _num(m.get("end_s")), m.get("emotion"), _num(m.get("sentiment")),
+        (rank, m.get("role"), _num(m.get("start_s")), _num(m.get("end_s")), m.get("emotion"), _num(m.get("sentiment")),
          m.get("channel"), _num(m.get("peak_s")), _num(m.get("confidence")))
         for rank, m in enumerate(result.summary.get("worst_moments") or [], start=1)
     ]  # fmt: skip
-    alert_rows = [alert_row(aid, a) for a in alerts]
+    alert_rows = [alert_row(aid, a)[1:] for a in alerts]
     for name, rows in (("party_summaries", parties), ("quarter_summaries", quarters), ("worst_moments", worst),
                        ("alerts", alert_rows)):  # fmt: skip
         if rows:
-            out[name] = pd.DataFrame(rows, columns=list(DETAIL_COLUMNS[name])).astype({"analysis_id": object})
+            out[name] = _columns(rows)
     return out
 
 

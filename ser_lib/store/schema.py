@@ -115,7 +115,8 @@ VIEWS: dict[str, str] = {
 def stored_version(con) -> int:
     """The schema version recorded in the database behind ``con`` (0: no ``meta`` table, an empty database)."""
     has_meta = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta' AND table_schema = 'main'"
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = 'meta'"
     ).fetchone()[0]
     if not has_meta:
         return 0

@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -41,7 +43,23 @@ logger = logging.getLogger(__name__)
 STORE_ENV = "SER_CALL_STORE"
 #: The store's default path, relative to the current directory.
 DEFAULT_STORE = Path("data") / "calls.duckdb"
-_CONFIG = {"threads": 1}  # one call's rows are small: a thread pool costs more to start than it saves
+_ALIASES = itertools.count()
+_HOST: dict[int, duckdb.DuckDBPyConnection] = {}  # pid -> this process's in-memory DuckDB (a forked child makes its own)
+_HOST_LOCK = threading.Lock()
+
+
+def _host() -> duckdb.DuckDBPyConnection:
+    """This process's DuckDB instance (in memory), made once: stores are attached to it for each batch of work.
+
+    Starting a DuckDB instance costs tens of milliseconds of CPU (its catalog of built-in
+    functions); attaching a file to a running one costs about one. Each operation attaches the
+    store, works, and detaches it, which lets go of the file exactly as closing a connection would.
+    """
+    pid = os.getpid()
+    with _HOST_LOCK:
+        if pid not in _HOST:
+            _HOST[pid] = duckdb.connect(":memory:")  # a parent's instance, inherited by fork, is left untouched
+        return _HOST[pid]
 
 
 def default_store_path() -> Path:
@@ -176,8 +194,13 @@ class CallStore:
             "the store from the duckdb CLI with -readonly), or pass a longer timeout."
         )
 
-    def _open(self, *, write: bool) -> duckdb.DuckDBPyConnection:
-        """Open the file (retrying while another program holds DuckDB's own lock)."""
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The store attached (read-write or read-only) to this process's DuckDB, as the cursor's default database.
+
+        Retries while another program holds DuckDB's own lock on the file; on exit the file is
+        detached (a read-write one checkpointed into the file first), so its lock is let go.
+        """
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_file():
@@ -185,20 +208,35 @@ class CallStore:
                 f"No call store at {self.path} yet. Make one by analysing calls into it: python -m ser_lib "
                 "analyze-calls DIR (or analyze-call FILE); or point at another with --store PATH / $SER_CALL_STORE."
             )
+        con = _host().cursor()
+        alias = f"callstore_{next(_ALIASES)}"
+        target = str(self.path).replace("'", "''")
         deadline, pause = time.monotonic() + self.timeout, 0.005
-        while True:
+        try:
+            while True:
+                try:
+                    con.execute(f"ATTACH '{target}' AS {alias}" + ("" if write else " (READ_ONLY)"))
+                    break
+                except duckdb.Error as exc:
+                    if not _is_lock_error(exc):
+                        raise StoreError(
+                            f"Cannot open the call store {self.path}: {exc}. Expected a DuckDB file written by ser_lib; "
+                            "if it is damaged, move it away (a new one is made on the next write) or use --store PATH."
+                        ) from exc
+                    if time.monotonic() > deadline:
+                        raise self._busy("DuckDB's file lock", str(exc)) from exc
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.1)
             try:
-                return duckdb.connect(str(self.path), read_only=not write, config=_CONFIG)
-            except duckdb.Error as exc:
-                if not _is_lock_error(exc):
-                    raise StoreError(
-                        f"Cannot open the call store {self.path}: {exc}. Expected a DuckDB file written by ser_lib; "
-                        "if it is damaged, move it away (a new one is made on the next write) or use --store PATH."
-                    ) from exc
-                if time.monotonic() > deadline:
-                    raise self._busy("DuckDB's file lock", str(exc)) from exc
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)
+                con.execute(f"USE {alias}")
+                yield con
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")  # a transaction the caller left open (an error inside) ends here
+                con.execute("USE memory")
+                con.execute(f"DETACH {alias}")
+        finally:
+            con.close()
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -208,17 +246,13 @@ class CallStore:
         """
         if self.read_only:
             raise StoreError(f"{self!r} was opened read-only: it cannot write. Use CallStore(path) to write.")
-        with self._flock(exclusive=True):
-            con = self._open(write=True)
-            try:
-                if not self._schema_checked:
-                    before, after = migrate(con, where=str(self.path))
-                    if before != after:
-                        logger.info("call store %s: schema %d -> %d", self.path, before, after)
-                    self._schema_checked = True
-                yield con
-            finally:
-                con.close()
+        with self._flock(exclusive=True), self._connect(write=True) as con:
+            if not self._schema_checked:
+                before, after = migrate(con, where=str(self.path))
+                if before != after:
+                    logger.info("call store %s: schema %d -> %d", self.path, before, after)
+                self._schema_checked = True
+            yield con
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -228,22 +262,15 @@ class CallStore:
         """
         if not self._schema_checked:
             self._check_schema_for_reading()
-        with self._flock(exclusive=False):
-            con = self._open(write=False)
-            try:
-                yield con
-            finally:
-                con.close()
+        with self._flock(exclusive=False), self._connect(write=False) as con:
+            yield con
 
     def _check_schema_for_reading(self) -> None:
-        with self._flock(exclusive=False):
-            con = self._open(write=False)
+        with self._flock(exclusive=False), self._connect(write=False) as con:
             try:
                 version = stored_version(con)
             except duckdb.Error as exc:
                 raise StoreError(f"Cannot read the call store {self.path}: {exc}. Expected a store written by ser_lib.") from exc
-            finally:
-                con.close()
         check_not_newer(version, where=str(self.path))
         if version < SCHEMA_VERSION:
             if self.read_only and not os.access(self.path.parent, os.W_OK):
@@ -351,7 +378,7 @@ class CallStore:
         if origin not in ORIGINS:
             raise StoreError(f"origin {origin!r} is not one the store knows: expected one of {', '.join(ORIGINS)}.")
 
-    def _write(self, aid: str, row: tuple, details: dict[str, pd.DataFrame]) -> None:
+    def _write(self, aid: str, row: tuple, details: dict[str, list[list]]) -> None:
         with self.writer() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -360,13 +387,10 @@ class CallStore:
                         con.execute(f"DELETE FROM {table} WHERE analysis_id = ?", [aid])
                 marks = ", ".join("?" * len(CALL_COLUMNS))
                 con.execute(f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({marks})", list(row))
-                for table, frame in details.items():
-                    cols = ", ".join(DETAIL_COLUMNS[table])
-                    con.register("_rows", frame)
-                    try:
-                        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
-                    finally:
-                        con.unregister("_rows")
+                for table, columns in details.items():  # one statement per table: its columns as lists, unnested
+                    names = DETAIL_COLUMNS[table]
+                    values = ", ".join(f"unnest(${k + 2})" for k in range(len(names) - 1))
+                    con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT $1, {values}", [aid, *columns])
                 con.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):

@@ -174,4 +174,50 @@ def encoder_head(
     return model
 
 
+@keras.saving.register_keras_serializable(package="ser_lib")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Categorical cross-entropy over the emotions the clip's corpus labels.
+
+    ``y_true`` [shape=(batch, 2 * k)] is the one-hot target followed by the corpus's label mask
+    (1 for each emotion the corpus labels). The prediction is renormalised over the masked
+    emotions before the log, so a corpus without calm (or surprise) neither rewards nor punishes
+    the probability given to calm: it does not teach that calm never happens. Label smoothing is
+    spread over the masked emotions only. With a mask of ones this is the plain (smoothed)
+    categorical cross-entropy.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "masked_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        k = ops.shape(y_pred)[-1]
+        y, mask = y_true[:, :k], y_true[:, k:]
+        p = ops.clip(y_pred, 1e-7, 1.0) * mask
+        p = p / ops.sum(p, axis=-1, keepdims=True)
+        target = y * (1.0 - self.label_smoothing) + self.label_smoothing * mask / ops.sum(mask, axis=-1, keepdims=True)
+        return -ops.sum(target * ops.log(ops.clip(p, 1e-7, 1.0)), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def _masked_accuracy(y_true, y_pred):
+    k = ops.shape(y_pred)[-1]
+    y, mask = y_true[:, :k], y_true[:, k:]
+    return ops.cast(ops.argmax(y_pred * mask, axis=-1) == ops.argmax(y, axis=-1), "float32")
+
+
+def compile_masked(model: keras.Model) -> keras.Model:
+    """Recompile ``model`` (its optimizer and label smoothing kept) for targets ``[one-hot | mask]``:
+    :class:`MaskedCrossEntropy`, and accuracy over the masked emotions (still named ``accuracy``)."""
+    smoothing = float(getattr(model.loss, "label_smoothing", 0.0) or 0.0)
+    model.compile(
+        optimizer=model.optimizer,
+        loss=MaskedCrossEntropy(smoothing),
+        metrics=[keras.metrics.MeanMetricWrapper(_masked_accuracy, name="accuracy")],
+    )
+    return model
+
+
 BUILDERS = {"notebook_cnn1d": notebook_cnn1d, "logmel_cnn": logmel_cnn, "encoder_head": encoder_head}

@@ -91,3 +91,20 @@ def test_every_table_has_a_view_and_every_column_is_documented(tmp_path):
             assert f"`{table}`" in doc, f"docs/CALL_STORE.md does not document {table}"
             missing = [c for c in cols if not re.search(rf"`{re.escape(c)}`", doc)]
             assert not missing, f"docs/CALL_STORE.md does not document {table}'s columns {missing}"
+
+
+def test_the_documented_sql_examples_run(tmp_path):
+    from datetime import datetime, timedelta
+
+    from ser_lib.store import CallMetadata
+
+    store = CallStore(tmp_path / "calls.duckdb")
+    now = datetime.now().replace(microsecond=0)
+    for i in range(3):
+        md = CallMetadata(agent=f"agent{i % 2}", queue="billing", started_at=now - timedelta(days=i))
+        store.write_analysis(sample_analysis(duration_s=120.0, seed=i, customer_end=-0.8), call_id=f"c{i}.wav",
+                             source=f"/a/c{i}.wav", metadata=md, model_name="m", model_sha256="a" * 64)  # fmt: skip
+    examples = re.findall(r"```sql\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert len(examples) >= 5
+    for sql in examples:
+        assert len(store.query(sql.replace("DATE '2025-05-01'", f"DATE '{(now - timedelta(days=30)).date()}'"))), sql

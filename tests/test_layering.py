@@ -5,6 +5,8 @@
 - ``ser_lib.calls`` never imports the training code (training, models, export, featurize);
 - ``ser_lib.service`` (the live call service) imports neither Streamlit, plotly, the dashboard nor
   the training code;
+- ``ser_lib.store`` (the call store) imports neither Streamlit, plotly, the dashboard nor the training
+  code, and nothing outside it imports DuckDB;
 - nothing but ``ser_lib.app`` imports ``ser_lib.app``; only ``ser_lib.app.ui`` imports Streamlit;
 - importing ``ser_lib`` imports no TensorFlow, and TensorFlow is imported only by the training side
   (``training``, ``models``, ``export``), never at a module's top level elsewhere;
@@ -89,6 +91,12 @@ def test_each_module_keeps_to_its_layer(path):
         bad = _uses(imports, "streamlit") + _uses(imports, "plotly") + _uses(imports, "ser_lib.app")
         bad += sorted(m for m in imports if any(m == t or m.startswith(t + ".") for t in TRAINING_SIDE))
         assert not bad, f"{name} (service) imports {bad}"
+    if layer == "store":  # the call store: data only; the analytics page draws what it returns
+        bad = _uses(imports, "streamlit") + _uses(imports, "plotly") + _uses(imports, "ser_lib.app")
+        bad += sorted(m for m in imports if any(m == t or m.startswith(t + ".") for t in TRAINING_SIDE))
+        assert not bad, f"{name} (store) imports {bad}"
+    if layer != "store":
+        assert not _uses(imports, "duckdb"), f"{name} imports DuckDB: only ser_lib.store may (go through its API)"
     if layer == "app" and name != "ser_lib.app.ui":
         assert not _uses(imports, "streamlit"), f"{name} imports Streamlit; only ser_lib.app.ui may"
     if name != RAY_ENGINE:

@@ -13,8 +13,9 @@ model = ui.model_sidebar()
 
 st.title("Speech emotion recognition")
 st.markdown(
-    "Hear which emotion a voice carries. This app lets you **explore** the acted emotional-speech "
-    "corpora (RAVDESS, TESS, SAVEE, CREMA-D), **preview** the augmentations used in training, "
+    "Hear which emotion a voice carries. This app lets you **explore** the emotional-speech "
+    "corpora (acted English: RAVDESS, TESS, SAVEE, CREMA-D; Urdu talk shows, Amharic, Italian), "
+    "**preview** the augmentations used in training, "
     "**train** and **evaluate** models with a speaker-independent protocol, and **predict** the "
     "emotion of your own clips, uploaded or recorded."
 )

@@ -54,6 +54,17 @@ if view == "Overview":
                     "max_s": seconds,
                 },
             )
+        st.markdown("**Corpora**")
+        st.dataframe(
+            dv.corpus_table(manifest),
+            hide_index=True,
+            key="datasets_corpora",
+            column_config={"hours": st.column_config.NumberColumn(format="%.2f")},
+        )
+        st.caption(
+            "Training masks each clip's loss to the emotions its corpus labels, so a corpus without calm "
+            "does not teach the model that calm never happens."
+        )
         with st.expander("Speakers"):
             st.dataframe(dv.speaker_summary(manifest), hide_index=True, key="datasets_speaker_table")
         if scan.skipped:

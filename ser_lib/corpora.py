@@ -65,6 +65,17 @@ SOURCES: dict[str, str] = {
     "EMOVO": "http://voice.fub.it/activities/corpora/emovo/index.html (research use)",
 }
 
+#: Language, kind of speech and licence of each corpus (shown on the Datasets page and in the README).
+CORPUS_INFO: dict[str, dict[str, str]] = {
+    "RAVDESS": {"language": "English (North American)", "speech": "acted", "licence": "CC BY-NC-SA 4.0"},
+    "SAVEE": {"language": "English (British)", "speech": "acted", "licence": "research use"},
+    "TESS": {"language": "English (Canadian)", "speech": "acted", "licence": "CC BY-NC-ND 4.0"},
+    "CREMA-D": {"language": "English (American)", "speech": "acted", "licence": "ODbL / DbCL"},
+    "URDU": {"language": "Urdu", "speech": "natural (talk shows)", "licence": "research use only"},
+    "ASED": {"language": "Amharic", "speech": "acted at home, judged by listeners", "licence": "none stated: research use"},
+    "EMOVO": {"language": "Italian", "speech": "acted", "licence": "research use"},
+}
+
 #: The emotions each corpus labels: a corpus says nothing about the others (training masks its loss
 #: to these, so a corpus without calm does not teach that calm never happens).
 CORPUS_EMOTIONS: dict[str, tuple[str, ...]] = {

@@ -182,7 +182,7 @@ def test_page_explains_without_corpora_or_model(without_data, page):
         assert "no-corpora-here" in explained, explained
         sources = [df.value for df in at.dataframe if "official source" in df.value]
         if page != "pages/2_Augmentation.py":  # there the sources sit in a collapsed expander
-            assert sources and set(sources[0]["corpus"]) == {"RAVDESS", "TESS", "SAVEE", "CREMA-D"}
+            assert sources and set(sources[0]["corpus"]) == {"RAVDESS", "TESS", "SAVEE", "CREMA-D", "URDU", "ASED", "EMOVO"}
 
 
 # --- Home -----------------------------------------------------------------------------------------
@@ -237,6 +237,12 @@ def test_datasets_overview(with_data, manifest):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Files"] == f"{len(manifest):,}"
     assert metrics["Speakers"] == str(manifest["speaker"].nunique())
+    # the corpora table: one row per corpus, with what it labels (CREMA-D has no calm nor surprise)
+    table = next(d.value for d in at.dataframe if "not labelled" in d.value.columns).set_index("corpus")
+    assert sorted(table.index) == sorted(manifest["corpus"].unique())
+    assert table.loc["CREMA-D", "not labelled"] == "calm, surprise" and table.loc["RAVDESS", "not labelled"] == "-"
+    assert table.loc["SAVEE", "language"] == "English (British)"
+    assert table["files"].sum() == len(manifest)
     at.radio(key="datasets_norm").set_value("normalised").run()
     no_trouble(at)
     assert len(at.get("plotly_chart")) == 3

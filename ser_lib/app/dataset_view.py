@@ -112,6 +112,34 @@ def speaker_summary(manifest: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def corpus_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per corpus found: language, kind of speech, files, speakers, hours, the emotions it labels, licence.
+
+    The emotions a corpus does not label are the ones training masks out for its clips (so a corpus
+    without calm does not teach that calm never happens).
+    """
+    from ..corpora import CORPUS_EMOTIONS, CORPUS_INFO
+
+    rows = []
+    for corpus, g in manifest.groupby("corpus", sort=True):
+        info = CORPUS_INFO.get(corpus, {})
+        labelled = CORPUS_EMOTIONS.get(corpus, tuple(e for e in EMOTIONS if e in set(g["emotion"])))
+        rows.append(
+            {
+                "corpus": corpus,
+                "language": info.get("language", ""),
+                "speech": info.get("speech", ""),
+                "files": int(len(g)),
+                "speakers": int(g["speaker"].nunique()),
+                "hours": float(g["duration"].sum() / 3600) if "duration" in g else float("nan"),
+                "emotions labelled": ", ".join(labelled),
+                "not labelled": ", ".join(e for e in EMOTIONS if e not in labelled) or "-",
+                "licence": info.get("licence", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def speakers_by_gender(manifest: pd.DataFrame) -> pd.DataFrame:
     """Speakers per corpus and gender: rows (corpus, gender, speakers, files)."""
     if manifest.empty:

@@ -94,7 +94,7 @@ def data_folder_sidebar() -> Path:
         key=widget,
         on_change=_sync,
         args=(widget, DATA_KEY),
-        help="The folder holding the corpora (RAVDESS, TESS, SAVEE, CREMA-D), unpacked as downloaded. "
+        help="The folder holding the corpora (RAVDESS, TESS, SAVEE, CREMA-D, URDU, ASED, EMOVO), unpacked as downloaded. "
         "Default: $SER_DATA_DIR, then data/.",
     )
     if st.sidebar.button("Rescan the folder", key="shared_rescan", icon=":material/refresh:"):

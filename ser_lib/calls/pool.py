@@ -159,6 +159,10 @@ def analyse_local(
         When a worker process dies (killed, out of memory): the outcomes yielded so far stand,
         the calls in progress are named.
     """
+    if isinstance(jobs, Sequence):
+        if not jobs:
+            return
+        workers = min(workers, len(jobs))
     if workers <= 1:
         bundle = bundle or load_bundle(spec)
         for job in jobs:

@@ -83,9 +83,13 @@ class RayPool:
         Actors (one CPU each). None: one per CPU of the cluster (of this machine without ``address``).
     address : str or None
         None (a local Ray), ``"auto"`` or ``"ray://HOST:10001"``.
+    at_most : int or None
+        No more actors than this (the number of calls to analyse).
     """
 
-    def __init__(self, spec: AnalysisSpec, *, workers: int | None = None, address: str | None = None):
+    def __init__(
+        self, spec: AnalysisSpec, *, workers: int | None = None, address: str | None = None, at_most: int | None = None
+    ):
         self.ray = ray = import_ray()
         self.spec = spec
         self._started = False
@@ -107,7 +111,7 @@ class RayPool:
                 )
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = max(1, workers or cpus)
+        self.workers = max(1, min(workers or cpus, at_most or cpus * 1000))
         # one CPU per actor (num_cpus=1); restarts are the driver's job (see _replace), not Ray's
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Analyser)
         self.actors = [self._actor_class.remote(spec) for _ in range(self.workers)]
@@ -214,7 +218,10 @@ def analyse_on_ray(
     SERError
         When the workers cannot load the model.
     """
-    pool = RayPool(spec, workers=workers, address=address)
+    jobs = list(jobs)
+    if not jobs:
+        return
+    pool = RayPool(spec, workers=workers, address=address, at_most=len(jobs))
     try:
         yield from pool.run(jobs)
     finally:

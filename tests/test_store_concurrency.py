@@ -109,3 +109,25 @@ def test_two_writer_processes_and_threads_take_turns(tmp_path):
     assert failures == []
     ids = CallStore(path, read_only=True).calls()["call_id"]
     assert len(ids) == 2 * 8 + 2 * 4 and ids.is_unique
+
+
+def test_a_writer_waits_for_a_program_holding_the_file_read_only_without_the_lock(tmp_path):
+    """An analyst's read-only DuckDB session (no ser_lib, no lock file) delays a write; it does not fail it."""
+    import time
+
+    path = tmp_path / "calls.duckdb"
+    store = CallStore(path)
+    result = sample_analysis(duration_s=60.0)
+    store.write_analysis(result, call_id="a.wav", source="x", model_name="m", model_sha256="d" * 64)
+    holder = _run(
+        "import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1], read_only=True)\nprint('open', flush=True)\n"
+        "time.sleep(1.5)\ncon.close()\n",
+        path,
+    )
+    assert holder.stdout.readline().strip() == "open"
+    t0 = time.monotonic()
+    store.write_analysis(result, call_id="b.wav", source="x", model_name="m", model_sha256="d" * 64)
+    waited = time.monotonic() - t0
+    holder.communicate(timeout=60)
+    assert waited > 0.5, f"the write did not wait for the other program ({waited:.2f} s)"
+    assert sorted(CallStore(path, read_only=True).calls()["call_id"]) == ["a.wav", "b.wav"]

@@ -59,7 +59,8 @@ def test_a_written_call_reads_back_with_every_table(store, call):
     row = store.calls().iloc[0]
     cust = call.summary["parties"]["customer"]
     quarters = [q["mean_sentiment"] for q in cust["quarters"] if q["mean_sentiment"] is not None]
-    assert (row.agent, row.queue, row.customer_ref, row.started_at) == ("alice", "billing", "C-17", pd.Timestamp(2025, 5, 1, 10, 15))
+    assert (row.agent, row.queue, row.customer_ref) == ("alice", "billing", "C-17")
+    assert row.started_at == pd.Timestamp(2025, 5, 1, 10, 15)
     assert json.loads(row.extra) == {"site": "leeds"} and json.loads(row.roles) == ["agent", "customer"]
     assert row.status == "completed" and row.origin == "file" and row.channels == 2 and not row.no_speech
     assert row.customer_mean_sentiment == pytest.approx(cust["mean_sentiment"])

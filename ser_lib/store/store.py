@@ -7,7 +7,11 @@ writing processes is a cross-process lock around open-write-close. So here:
 - a **writer** takes an exclusive ``flock`` on ``<store>.lock``, opens the file read-write, runs the
   migrations if the file is older, writes ONE call in ONE transaction, closes, releases the lock;
 - a **reader** takes a shared ``flock`` on the same lock file, opens read-only, runs its queries,
-  closes: many readers at once, each waiting (briefly) while a writer holds the file;
+  closes: many readers at once, each waiting (briefly) while a writer holds the file; a waiting
+  writer holds ``<store>.lock.gate`` so that new readers queue behind it;
+- "open" is ``ATTACH`` to this process's one in-memory DuckDB instance and "close" is ``DETACH``
+  (which checkpoints and lets go of the file as closing a connection does), because starting an
+  instance per operation cost more CPU than the whole write;
 - both also retry, with back-off, when DuckDB itself reports the file locked (another program, e.g.
   the ``duckdb`` CLI, holding it), and give up with :class:`~ser_lib.errors.StoreBusyError` after
   ``timeout`` seconds.

@@ -205,5 +205,19 @@ def test_engine_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch, ca
     assert not CallStore(tmp_path / "s.duckdb", read_only=True).analysed_call_ids(_sha())  # nothing written
 
 
+def test_engine_ray_with_no_cluster_at_the_address_says_how_to_start_one(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-cluster.txt")
+    if Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster runs on this machine: --address auto would join it")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    archive = tmp_path / "a"
+    archive.mkdir()
+    sf.write(archive / "c.wav", make_call([("customer", "neutral", 0.2, 2.0)], total_s=2.5).T, SR)
+    args = ["analyze-calls", str(archive), "--store", str(tmp_path / "s.duckdb"), "--engine", "ray", "--address", "auto"]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Could not reach the Ray cluster at --address auto" in err and "ray start --head" in err
+
+
 def _sha() -> str:
     return model_identity(ModelBundle.load(None))[1]

@@ -21,6 +21,9 @@ How it runs
 - The workers read the calls and the model **at the same paths as the driver**: on a cluster the
   archive and the model folder must be on storage every node mounts at the same path (NFS, a
   shared volume), and every node needs the same Python environment (this package installed).
+  With Ray Client, the machine running the command lists the archive, so it needs the same path too.
+- Ray 2.59 and later start clusters with token authentication: a Ray Client connection needs
+  ``RAY_AUTH_MODE=token`` and the cluster's token (``RAY_AUTH_TOKEN`` or ``~/.ray/auth_token``).
 """
 
 from __future__ import annotations
@@ -98,9 +101,15 @@ class RayPool:
                 try:
                     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
                 except (ConnectionError, RuntimeError, ValueError) as exc:
+                    token = (
+                        " A cluster with token authentication (Ray's default since 2.59) needs RAY_AUTH_MODE=token and its "
+                        "token (RAY_AUTH_TOKEN, or ~/.ray/auth_token; `ray get-auth-token` on the head prints it) here too."
+                        if address.startswith("ray://")
+                        else ""
+                    )
                     raise ParameterError(
-                        f"Could not reach the Ray cluster at --address {address}: {exc}. Start it with `ray start --head` "
-                        "(then --address auto on its nodes, or ray://HEAD:10001 from elsewhere)."
+                        f"Could not reach the Ray cluster at --address {address}: {_cause(exc)}. Start it with "
+                        "`ray start --head` (then --address auto on its nodes, or ray://HEAD:10001 from elsewhere)." + token
                     ) from None
             else:
                 ray.init(
@@ -199,7 +208,7 @@ class RayPool:
 
 def _cause(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return text[0][:300].rstrip(".") if text else type(exc).__name__
 
 
 def analyse_on_ray(

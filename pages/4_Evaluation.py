@@ -4,6 +4,7 @@ import streamlit as st
 
 from ser_lib.app import evaluation_view as ev
 from ser_lib.app import plots
+from ser_lib.app import plots_decisions as pdec
 from ser_lib.app import ui as ui
 from ser_lib.app.jobs import evaluation_job
 from ser_lib.app.model_view import (
@@ -12,6 +13,7 @@ from ser_lib.app.model_view import (
     filter_predictions,
     find_bundles,
     load_benchmarks,
+    load_saved_evaluation,
     probabilities_frame,
     resolve_clip,
     with_file_names,
@@ -227,6 +229,16 @@ if len(names) == 1:
             column_config={m: PERCENT for m in ("precision", "recall", "f1")},
         )
         confusion(name, res, "evaluation_confusion")
+    with ui.guard("Reading the calibration"):
+        calib = ev.calibration_view(info_of[name], load_saved_evaluation(info_of[name].path))
+        if calib is not None:
+            st.markdown("#### Calibration: can its confidence be trusted?")
+            for line in calib.lines:
+                st.markdown(line)
+            st.plotly_chart(
+                pdec.reliability_diagram(calib.before, calib.after, ece_before=calib.ece_before, ece_after=calib.ece_after),
+                key="evaluation_reliability",
+            )
 else:
     st.subheader("Side by side")
     with st.container(border=True, key="evaluation_plain"):

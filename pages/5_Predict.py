@@ -4,9 +4,19 @@ import streamlit as st
 
 from ser_lib.app import dataset_view as dv
 from ser_lib.app import plots
+from ser_lib.app import plots_decisions as pdec
 from ser_lib.app import ui as ui
 from ser_lib.app.evaluation_view import describe_model
-from ser_lib.app.model_view import MAX_UPLOAD_MB, UPLOAD_TYPES, judged_table, probabilities_frame, results_table
+from ser_lib.app.model_view import (
+    MAX_UPLOAD_MB,
+    UPLOAD_TYPES,
+    affect_text,
+    judged_table,
+    probabilities_frame,
+    rejudged,
+    results_table,
+    uncertain_text,
+)
 from ser_lib.audio import to_wav_bytes
 from ser_lib.config import MAX_CLIP_SECONDS
 
@@ -43,9 +53,19 @@ if not clips:
     st.info("Upload a clip or record one to hear what the model makes of it.", icon=":material/info:")
     st.stop()
 
+threshold = st.sidebar.slider(
+    "Say 'uncertain' below this confidence",
+    min_value=0.0,
+    max_value=1.0,
+    value=float(bundle.uncertain_below),
+    step=0.01,
+    key="predict_uncertain_below",
+    help="Chosen on validation speakers and stored with the model; 0 always names an emotion.",
+)
+
 results = []
 with ui.guard("Predicting"):
-    results = [ui.predict_clip(model.path, data, name) for name, data in clips]
+    results = rejudged([ui.predict_clip(model.path, data, name) for name, data in clips], threshold)
 
 for r in results:
     if r.too_long:
@@ -53,8 +73,10 @@ for r in results:
         ui.page_link(ui.CALL_TIMELINE_PAGE, "Open the Call timeline page", ":material/timeline:")
     elif r.error:
         st.error(r.error, icon=":material/error:")
+    elif r.no_speech:
+        st.warning(r.prediction.message, icon=":material/voice_over_off:")
 
-good = [r for r in results if r.ok]
+good = [r for r in results if r.ok and not r.no_speech]
 if len(results) > 1:
     st.caption(
         f"{len(good)} of {len(results)} files judged"
@@ -90,13 +112,18 @@ else:
 
 with ui.guard("Drawing the result"):
     p = clip.prediction
-    st.subheader(f"{clip.name}: {p.emotion}")
+    st.subheader(f"{clip.name}: {p.verdict}")
     a, b, c = st.columns(3)
-    a.metric("Emotion", p.emotion)
-    b.metric("Confidence", f"{p.confidence:.0%}")
+    a.metric("Emotion", "Uncertain" if p.uncertain else p.emotion)
+    b.metric("Confidence", f"{p.confidence:.0%}", help="Calibrated: of clips given this confidence, about this share is right.")
     c.metric("Length", f"{clip.seconds:.1f} s")
+    if p.uncertain:
+        st.info(uncertain_text(p, threshold), icon=":material/help:")
     left, right = st.columns(2, gap="large")
-    left.plotly_chart(plots.probabilities(probabilities_frame(p)), key="predict_probs")
+    with left:
+        st.plotly_chart(plots.probabilities(probabilities_frame(p)), key="predict_probs")
+        st.plotly_chart(pdec.circumplex_figure(p.valence, p.arousal, labels=bundle.labels), key="predict_circumplex")
+        st.caption(affect_text(p))
     with right:
         st.plotly_chart(plots.waveform(dv.waveform_frame(clip.y, sr=clip.sr)), key="predict_wave")
         st.audio(to_wav_bytes(clip.y, sr=clip.sr), format="audio/wav")

@@ -53,12 +53,26 @@ def show_result(result, player: bytes, mime: str, *, key: str) -> None:
             st.metric("Mean sentiment", card.mean_sentiment, delta=card.trend_delta, help=f"Trend: {card.trend}")
             st.caption(f"Speech {card.speech}; trend {card.trend}")
     worst = result.summary["worst_moments"]
+    affect = st.toggle(
+        "Show valence and arousal",
+        key=f"{key}_affect",
+        help="Derived from the emotion probabilities on Russell's circumplex: valence from unpleasant (-1) to "
+        "pleasant (+1), arousal from subdued (-1) to agitated (+1).",
+    )
     st.plotly_chart(
         pt.timeline_figure(
-            result.segments, result.windows, roles=result.roles, duration_s=result.duration_s, worst=worst, speech=result.speech
+            result.segments,
+            result.windows,
+            roles=result.roles,
+            duration_s=result.duration_s,
+            worst=worst,
+            speech=result.speech,
+            affect=affect,
         ),
         key=f"{key}_timeline",
     )
+    if result.uncertain_below > 0:
+        st.caption(cv.uncertain_note(result))
     tabs = st.tabs([f"Probabilities: {r}" for r in result.roles] + ["Quarters", "Segments"])
     for tab, role in zip(tabs, result.roles, strict=False):  # the last two tabs are not per role
         with tab:
@@ -83,6 +97,8 @@ def show_result(result, player: bytes, mime: str, *, key: str) -> None:
             column_config={
                 "confidence": st.column_config.NumberColumn(format="%.2f"),
                 "sentiment": st.column_config.NumberColumn(format="%+.2f"),
+                "valence": st.column_config.NumberColumn(format="%+.2f"),
+                "arousal": st.column_config.NumberColumn(format="%+.2f"),
             },
         )
 

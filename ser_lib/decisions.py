@@ -4,8 +4,9 @@ A classifier always names one of its emotions, even for a hum or a constant sign
 default called a constant signal "sad" with 98% confidence). Two checks come first:
 
 - **No speech** (:func:`speech_check`): the voice-activity detector the call analysis uses
-  (Silero VAD, :mod:`ser_lib.vad`) must find speech in the clip. A clip is "no speech found" when
-  no 32 ms frame scores at least :data:`CLIP_SPEECH_THRESHOLD` (see its note for how it was set).
+  (Silero VAD, :mod:`ser_lib.vad`) must find speech in the clip: a 32 ms frame scoring 0.5 or
+  more, or, for a clip whose best frame scores from 0.12 to 0.5 (shouts, whispers), a spectral
+  envelope that moves as speech does (:data:`SURE_SPEECH` explains the rule and its figures).
   Digital silence is no speech without running anything.
 - **Uncertain** (:func:`is_uncertain`): a prediction whose calibrated top probability is below
   the bundle's threshold (``decision.uncertain_below`` in its card, chosen on validation speakers
@@ -33,11 +34,17 @@ UNCERTAIN = "uncertain"
 NO_SPEECH = "no speech found"
 #: Environment variable overriding every bundle's ``decision.uncertain_below`` (a number from 0 to 1).
 ENV_UNCERTAIN_BELOW = "SER_UNCERTAIN_BELOW"
-#: A clip holds speech when at least one Silero frame scores this much. Measured (benchmarks/
-#: bench_decisions.py): generated silence, DC, white and pink noise, tones, chords, sweeps, square
-#: waves and clicks never score above 0.11; the quietest of the 3,064 held-out corpus clips (a
-#: CREMA-D scream) peaks at 0.17 and every other one above 0.3.
-CLIP_SPEECH_THRESHOLD = 0.15
+#: The clip rule (:func:`speech_check`), from Silero VAD's frame scores (the call analysis's detector):
+#: a clip with a frame scoring at least :data:`SURE_SPEECH` holds speech (Silero's own threshold); one
+#: whose frames all score below :data:`NO_SPEECH_BELOW` holds none; in between, it holds speech only if
+#: its spectral envelope moves as speech does (:func:`envelope_variation` at least
+#: :data:`MIN_VARIATION`). Measured (benchmarks/bench_decisions.py): of the 3,064 held-out corpus clips
+#: 7 have no frame at 0.5 (shouted or whispered; the lowest peaks at 0.17) and all of them vary by 6.2
+#: or more; generated silence, DC, noise, tones, harmonic tones, chords, sweeps and melodies peak at
+#: 0.31 at most, and those above 0.12 vary by 4.1 at most (an amplitude-modulated tone).
+SURE_SPEECH = 0.5
+NO_SPEECH_BELOW = 0.12
+MIN_VARIATION = 5.0
 
 
 def uncertain_below(card: dict | None = None, *, override: float | None = None) -> float:
@@ -90,12 +97,13 @@ def verdict(emotion: str | None, *, uncertain: bool = False, no_speech: bool = F
 
 @dataclass(frozen=True)
 class SpeechCheck:
-    """What the voice-activity detector found in one clip."""
+    """What the voice-activity detector found in one clip (:func:`speech_check`)."""
 
     found: bool
     peak_score: float
     speech_s: float
     seconds: float
+    variation: float = float("nan")
 
     def message(self, name: str = "the clip") -> str:
         """Why there is no emotion, for a person (empty when speech was found)."""
@@ -103,8 +111,8 @@ class SpeechCheck:
             return ""
         return (
             f"No speech found in {name}: the voice-activity detector heard no speech in its {self.seconds:.1f} s "
-            f"(highest speech score {self.peak_score:.2f}, needs {CLIP_SPEECH_THRESHOLD}); silence, a constant "
-            "signal, noise or tones carry no emotion to judge."
+            f"(highest speech score {self.peak_score:.2f}); silence, a constant signal, noise or tones carry no "
+            "emotion to judge."
         )
 
 
@@ -121,22 +129,50 @@ def frame_scores(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> np.ndarray:
     return VADSettings().scorer().score(frames)
 
 
-def speech_check(y: np.ndarray, *, sr: int = SAMPLE_RATE, threshold: float = CLIP_SPEECH_THRESHOLD) -> SpeechCheck:
-    """Whether clip ``y`` [shape=(n,)] at ``sr`` holds speech, by Silero VAD's frame scores.
+def envelope_variation(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> float:
+    """How much the spectral envelope of ``y`` moves: the mean standard deviation over time of MFCCs 1-12.
 
-    The decision is the peak frame score against ``threshold``; ``speech_s`` counts the frames
-    scoring at least 0.5 (the call analysis's threshold), for information.
+    Computed on 40 mel bands (32 ms frames every 10 ms at 16 kHz) over the frames within 40 dB of
+    the loudest. Speech changes its formants every few tens of milliseconds (6 and more in the
+    held-out clips); a tone, a chord, a hum or steady noise keeps one envelope (about 1-4).
+    """
+    import librosa
+
+    from .audio import resample
+
+    y = resample(np.asarray(y, dtype=np.float32).reshape(-1), orig_sr=sr, target_sr=SAMPLE_RATE)
+    if len(y) < 512:
+        return 0.0
+    mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=512, hop_length=160, n_mels=40, fmax=8000)
+    db = librosa.power_to_db(mel + 1e-10)
+    loud = db.max(axis=0)
+    keep = loud > loud.max() - 40.0
+    if keep.sum() < 2:
+        return 0.0
+    mfcc = librosa.feature.mfcc(S=db[:, keep], n_mfcc=13)[1:]
+    return float(mfcc.std(axis=1).mean())
+
+
+def speech_check(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> SpeechCheck:
+    """Whether clip ``y`` [shape=(n,)] at ``sr`` holds speech (the rule at :data:`SURE_SPEECH`).
+
+    ``speech_s`` counts the frames scoring at least 0.5 (the call analysis's threshold), for information.
     """
     from .vad import FRAME
 
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     seconds = len(y) / sr if sr > 0 else 0.0
     if len(y) == 0 or not np.any(y):
-        return SpeechCheck(False, 0.0, 0.0, seconds)
+        return SpeechCheck(False, 0.0, 0.0, seconds, 0.0)
     scores = frame_scores(y, sr=sr)
     peak = float(scores.max()) if len(scores) else 0.0
     speech_s = float(np.count_nonzero(scores >= 0.5) * FRAME / SAMPLE_RATE)
-    return SpeechCheck(peak >= threshold, peak, speech_s, seconds)
+    if peak >= SURE_SPEECH:
+        return SpeechCheck(True, peak, speech_s, seconds)
+    if peak < NO_SPEECH_BELOW:
+        return SpeechCheck(False, peak, speech_s, seconds)
+    variation = envelope_variation(y, sr=sr)
+    return SpeechCheck(variation >= MIN_VARIATION, peak, speech_s, seconds, variation)
 
 
 #: Columns of :meth:`ModelBundle.predict_files` before the ``p_<label>`` columns (``error`` comes last).

@@ -52,8 +52,12 @@ def test_corpora_missing_folder(tmp_path, capsys):
     assert "Traceback" not in captured.err + captured.out
 
 
-def test_predict_prints_emotion_and_writes_json(make_tone, tiny_bundle_dir, tmp_path, capsys):
-    clip = make_tone(seconds=1.5, freq=220.0, noise=0.02)
+def test_predict_prints_emotion_and_writes_json(tiny_bundle_dir, tmp_path, capsys):
+    import soundfile as sf
+    from call_audio import speechlike  # a tone is "no speech found" (tests/test_decisions.py): speech-like audio
+
+    clip = tmp_path / "speech.wav"
+    sf.write(clip, speechlike(1.5), 16_000)
     out_json = tmp_path / "out" / "pred.json"
     assert main(["predict", str(clip), "--model", str(tiny_bundle_dir), "--json", str(out_json)]) == 0
     out = capsys.readouterr().out

@@ -19,7 +19,9 @@ import pandas as pd
 
 from ..audio import AudioInfo, audio_info, load_audio, to_wav_bytes
 from ..calls import CallAnalysis, StreamingAnalyzer, TimelineSettings, format_clock, summarize
+from ..calls.result import shown_emotions
 from ..config import SAMPLE_RATE
+from ..decisions import verdict
 from ..errors import ParameterError
 from .access import MAX_MIC_SECONDS, MAX_MIC_TURNS
 from .model_view import named_source
@@ -85,7 +87,7 @@ def worst_table(result: CallAnalysis) -> pd.DataFrame:
             "#": i,
             "time": f"{format_clock(m['start_s'])}-{format_clock(m['end_s'])}",
             "party": m["role"],
-            "emotion": m["emotion"],
+            "emotion": verdict(m["emotion"], uncertain=bool(m.get("uncertain"))),
             "confidence": m["confidence"],
             "sentiment": m["sentiment"],
             "start_s": m["start_s"],
@@ -95,8 +97,19 @@ def worst_table(result: CallAnalysis) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["#", "time", "party", "emotion", "confidence", "sentiment", "start_s"])
 
 
+def uncertain_note(result: CallAnalysis) -> str:
+    """What the timeline's caption says about "uncertain" segments (grey, hatched)."""
+    s = result.segments
+    n = int(s["uncertain"].sum()) if len(s) and "uncertain" in s else 0
+    return (
+        f"Grey, hatched segments are 'uncertain': the model's confidence there is below {result.uncertain_below:.0%}, "
+        f"so no emotion is named ({n} of {len(s)} segments)."
+    )
+
+
 def segments_table(result: CallAnalysis, parties: Sequence[str] | None = None) -> pd.DataFrame:
-    """Segments for display: clock times, party, emotion, confidence, sentiment.
+    """Segments for display: clock times, party, emotion ("uncertain" where the model was unsure),
+    confidence, sentiment, valence and arousal.
 
     ``parties`` keeps only those parties' segments (``None`` or empty: every party).
     """
@@ -108,9 +121,10 @@ def segments_table(result: CallAnalysis, parties: Sequence[str] | None = None) -
             "start": s["start_s"].map(format_clock),
             "end": s["end_s"].map(format_clock),
             "party": s["role"],
-            "emotion": s["emotion"],
+            "emotion": shown_emotions(s) if len(s) else s["emotion"],
             "confidence": s["confidence"].round(2),
             "sentiment": s["sentiment"].round(2),
+            **{dim: s[dim].round(2) for dim in ("valence", "arousal") if dim in s},
         }
     )
 
@@ -244,7 +258,8 @@ def live_cards(result: CallAnalysis) -> list[LiveCard]:
         mine = w[w["role"] == role] if len(w) else w
         if len(mine):
             last = mine.sort_values("end_s").iloc[-1]
-            now, detail = str(last["emotion"]), f"sentiment {last['sentiment']:+.2f} at {format_clock(last['end_s'])}"
+            now = verdict(str(last["emotion"]), uncertain=bool(last.get("uncertain", False)))
+            detail = f"sentiment {last['sentiment']:+.2f} at {format_clock(last['end_s'])}"
         else:
             now, detail = "not judged yet", ""
         cards.append(

@@ -11,6 +11,7 @@
 - :func:`score`, :func:`percent_table`, :func:`comparison_styler`: one way of writing a score
   (a percentage with one decimal) everywhere, and coloured differences between two models.
 - :func:`benchmark_with_bundle_names`: ``benchmarks/results.json`` with the bundles' names.
+- :func:`calibration_view`: a calibrated bundle's reliability before and after, and its threshold.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..bundle import BundleInfo
+from ..errors import SERError
 
 #: What each headline figure means, for tooltips.
 METRIC_HELP: dict[str, str] = {
@@ -371,3 +373,63 @@ def eta_text(seconds: float | None) -> str:
     if seconds < 3600:
         return f"about {int(round(seconds / 60))} min left"
     return f"about {seconds / 3600:.1f} h left"
+
+
+@dataclass
+class CalibrationView:
+    """A calibrated bundle's reliability before and after, and its "uncertain" threshold, in words."""
+
+    before: pd.DataFrame
+    after: pd.DataFrame
+    ece_before: float
+    ece_after: float
+    temperature: float
+    lines: list[str] = field(default_factory=list)
+
+
+def calibration_view(info: BundleInfo, evaluation) -> CalibrationView | None:
+    """The Evaluation page's calibration section for ``info``, from its saved held-out predictions.
+
+    ``evaluation`` is the bundle's saved :class:`~ser_lib.evaluation.EvaluationResult` (its
+    ``evaluation.json``: the model's own probabilities). ``None`` when the card records no
+    calibration or there are no per-file predictions.
+    """
+    from ..calibration import apply_temperature, expected_calibration_error, predictions_arrays, reliability_table, uncalibrated
+
+    cal = info.card.get("calibration") or {}
+    if cal.get("method") != "temperature" or evaluation is None or evaluation.predictions.empty:
+        return None
+    labels = list(info.card["labels"])
+    try:
+        preds = uncalibrated(evaluation.predictions, labels, (evaluation.meta or {}).get("temperature"))
+        probs, y, _, _ = predictions_arrays(preds, labels)
+    except SERError:
+        return None
+    t = float(cal["temperature"])
+    after = apply_temperature(probs, t)
+    ece_b, ece_a = expected_calibration_error(probs, y), expected_calibration_error(after, y)
+    cross = cal.get("cross_fitted") or {}
+    lines = [
+        f"**Calibration** ({cal.get('fitted_on', 'held-out speakers')}): temperature {t:.2f}. Expected calibration error "
+        f"(the gap between how sure the model is and how often it is right, 15 bins) **{ece_b:.1%} before, {ece_a:.1%} after**."
+    ]
+    if not cal.get("applied", True) or t == 1.0:
+        lines[0] = (
+            f"**Calibration** ({cal.get('fitted_on', 'held-out speakers')}): none applied: the fitted temperature "
+            f"{cal.get('fitted_temperature', float('nan')):.2f} did not lower the calibration error on speakers it was not "
+            f"fitted on. Expected calibration error {ece_b:.1%}."
+        )
+    if "ece_before" in cross:
+        lines.append(
+            f"Fitted on one half of the held-out speakers and measured on the other (both ways): {cross['ece_before']:.1%} "
+            f"before, {cross['ece_after']:.1%} after."
+        )
+    decision = info.card.get("decision") or {}
+    if "uncertain_below" in decision:
+        lines.append(
+            f"Below a confidence of **{decision['uncertain_below']:.0%}** the product says 'uncertain' instead of naming "
+            f"an emotion: on these speakers it then names one for {decision.get('coverage', float('nan')):.0%} of clips, "
+            f"right {decision.get('accepted_accuracy', float('nan')):.0%} of the time (all clips: "
+            f"{decision.get('overall_accuracy', float('nan')):.0%})."
+        )
+    return CalibrationView(reliability_table(probs, y), reliability_table(after, y), ece_b, ece_a, t, lines)

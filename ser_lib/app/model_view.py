@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..audio import audio_info, load_audio
+from ..audio import audio_info, load_audio, validate_audio
 from ..bundle import CARD_FILE, EVALUATION_FILE, ONNX_FILE, BundleInfo, ModelBundle, Prediction, list_bundles, read_card
 from ..config import DEFAULT_MODEL_NAME, EMOTIONS, MAX_CLIP_SECONDS, MODELS_DIR, PROJECT_ROOT, SAMPLE_RATE, default_model_path
-from ..errors import BundleError, ParameterError, SERError
+from ..errors import BundleError, ParameterError, SERError, SilentAudioError
 from ..io import check_bundle_target, holds_bundle
 from .access import is_readable_path, may_replace_default
 
@@ -300,6 +300,11 @@ class ClipResult:
     def ok(self) -> bool:
         return self.prediction is not None
 
+    @property
+    def no_speech(self) -> bool:
+        """Decoded, but no speech in it (the prediction's message says why)."""
+        return self.prediction is not None and self.prediction.no_speech
+
 
 class NamedBytes(io.BytesIO):
     """Uploaded bytes that carry the file's name and print as it.
@@ -355,39 +360,72 @@ def predict_upload(
                     "Open it on the Call timeline page, which follows the emotion through a long recording."
                 ),
             )
-        y = load_audio(source(), sr=SAMPLE_RATE)  # for the page's player and waveform
+        y = load_audio(source(), sr=SAMPLE_RATE, validate=False)  # for the page's player and waveform
+        validate_audio(y, sr=SAMPLE_RATE, name=name)
         prediction = bundle.predict_source(source())  # decoded by the model's own front end, as in training
+    except SilentAudioError as exc:  # digital silence: no speech found, and nothing for the model to judge
+        silent = Prediction("", float("nan"), {}, no_speech=True, message=f"No speech found in {name}: {exc}")
+        return ClipResult(name, y=y, sr=SAMPLE_RATE, seconds=len(y) / SAMPLE_RATE, prediction=silent)
     except SERError as exc:
         return ClipResult(name, error=str(exc))
     return ClipResult(name, y=y, sr=SAMPLE_RATE, seconds=len(y) / SAMPLE_RATE, prediction=prediction)
 
 
 def results_table(results: list[ClipResult], labels: Iterable[str] = EMOTIONS) -> pd.DataFrame:
-    """Every clip, for the CSV download: file, emotion, confidence, seconds, error, ``p_<label>``.
+    """Every clip, for the CSV download: file, emotion, confidence, seconds, error, most_likely, valence,
+    arousal, ``p_<label>``.
 
-    The error sits next to the file (not after eight probability columns); a clip that could not be
-    judged has an empty emotion and NaN figures.
+    ``emotion`` is what the product says: the emotion, "uncertain" or "no speech found" (then
+    ``most_likely`` names the most probable emotion all the same). The error sits next to the file
+    (not after eight probability columns); a clip that could not be judged has an empty emotion and
+    NaN figures.
     """
     labels = list(labels)
     rows = []
     for r in results:
         row = {"file": r.name, "emotion": "", "confidence": np.nan, "seconds": round(r.seconds, 2) if r.seconds else np.nan}
         if r.prediction is not None:
-            row.update(emotion=r.prediction.emotion, confidence=r.prediction.confidence)
-            row.update({f"p_{k}": r.prediction.probabilities.get(k, np.nan) for k in labels})
+            p = r.prediction
+            row.update(emotion=p.verdict, confidence=p.confidence, most_likely=p.emotion, valence=p.valence, arousal=p.arousal)
+            row.update({f"p_{k}": p.probabilities.get(k, np.nan) for k in labels})
         row["error"] = r.error or ""
         rows.append(row)
-    return pd.DataFrame(rows, columns=["file", "emotion", "confidence", "seconds", "error", *[f"p_{k}" for k in labels]])
+    cols = ["file", "emotion", "confidence", "seconds", "error", "most_likely", "valence", "arousal"]
+    return pd.DataFrame(rows, columns=[*cols, *[f"p_{k}" for k in labels]])
 
 
 def judged_table(results: list[ClipResult], labels: Iterable[str] = EMOTIONS) -> pd.DataFrame:
-    """The clips that were judged, for display: file, emotion, confidence, seconds, ``p_<label>``.
+    """The clips that were judged, for display: file, emotion ("uncertain" where unsure), confidence,
+    seconds, most_likely, valence, arousal, ``p_<label>``.
 
-    No empty cells: the clips that could not be judged are left out here (the page shows each one's
-    message, and :func:`results_table` keeps them for the CSV).
+    No empty cells: the clips that could not be judged, and those with no speech, are left out here
+    (the page shows each one's message, and :func:`results_table` keeps them for the CSV).
     """
-    table = results_table([r for r in results if r.ok], labels)
+    table = results_table([r for r in results if r.ok and not r.prediction.no_speech], labels)
     return table.drop(columns="error").reset_index(drop=True)
+
+
+def rejudged(results: list[ClipResult], uncertain_below: float) -> list[ClipResult]:
+    """The results judged against another "uncertain" threshold (the page's slider); the model is not run again."""
+    from dataclasses import replace
+
+    return [replace(r, prediction=r.prediction.with_threshold(uncertain_below)) if r.prediction else r for r in results]
+
+
+def uncertain_text(prediction: Prediction, uncertain_below: float) -> str:
+    """What the Predict page says for an "uncertain" prediction."""
+    return (
+        f"Uncertain: the model is not sure enough to name an emotion (confidence {prediction.confidence:.0%}, below "
+        f"the {uncertain_below:.0%} it needs). Most likely {prediction.emotion}; every probability is below."
+    )
+
+
+def affect_text(prediction: Prediction) -> str:
+    """Valence and arousal in words and numbers, for the Predict page."""
+    from ..affect import describe
+
+    words = describe(prediction.valence, prediction.arousal)
+    return f"Sounds {words}: valence {prediction.valence:+.2f}, arousal {prediction.arousal:+.2f} (each from -1 to +1)."
 
 
 def probabilities_frame(prediction: Prediction) -> pd.DataFrame:

@@ -2,8 +2,10 @@
 :class:`ser_lib.calls.CallAnalysis` (or its summary dict) and returns a plotly figure; none
 calls Streamlit.
 
-- :func:`timeline_figure`: one row of segments per party, coloured by emotion, above the
-  sentiment line of each party, with the worst moments marked.
+- :func:`timeline_figure`: one row of segments per party, coloured by emotion (grey and hatched
+  where "uncertain"), above the sentiment line of each party, with the worst moments marked, and
+  optionally a row of valence and arousal.
+- :func:`affect_figure`: valence and arousal per party over the call.
 - :func:`sentiment_series`: one party's sentiment as a line plotly can draw (every stretch of
   speech at least two points), used by the figures below.
 - :func:`probabilities_figure`: the smoothed class probabilities of one party, stacked.
@@ -26,8 +28,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..calls import format_clock
+from ..calls.result import shown_emotions
 from ..config import EMOTIONS
+from ..decisions import UNCERTAIN
 from .plots import EMOTION_COLORS
+from .plots_decisions import UNCERTAIN_COLOR
 
 _EPOCH = pd.Timestamp("1970-01-01")
 _PARTY_COLORS = ("#4C78A8", "#E45756", "#54A24B", "#B279A2")
@@ -157,13 +162,62 @@ def _silences(series: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["t", "sentiment"])
 
 
+def _affect_traces(windows: pd.DataFrame | None, roles: Sequence[str]) -> list[go.Scatter]:
+    """Per party: valence (solid) and arousal (dashed) over the call, broken where the party is silent."""
+    traces: list[go.Scatter] = []
+    if windows is None or windows.empty or "valence" not in windows:
+        return traces
+    for i, role in enumerate(roles):
+        w = windows[windows["role"] == role]
+        if w.empty:
+            continue
+        g = _with_gaps(w, ["valence", "arousal"], fill=None)
+        colour = _PARTY_COLORS[i % len(_PARTY_COLORS)]
+        for dim, dash in (("valence", "solid"), ("arousal", "dash")):
+            traces.append(
+                go.Scatter(
+                    x=_clock(g["t"]),
+                    y=g[dim],
+                    mode="lines",
+                    name=f"{role} {dim}",
+                    line=dict(color=colour, dash=dash, width=2),
+                    connectgaps=False,
+                    hovertemplate=f"{role} {dim} %{{y:+.2f}}<extra></extra>",
+                )
+            )
+    return traces
+
+
+def affect_figure(
+    windows: pd.DataFrame,
+    *,
+    roles: Sequence[str],
+    duration_s: float,
+    title: str = "Valence and arousal over the call",
+    height: int = 300,
+) -> go.Figure:
+    """Each party's valence (solid) and arousal (dashed) over the call, in [-1, 1] (:mod:`ser_lib.affect`)."""
+    traces = _affect_traces(windows, roles)
+    if not traces:
+        return _empty(title, "No judged speech yet.", height)
+    fig = go.Figure(traces)
+    fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"))
+    fig.update_layout(**_layout(title, height=height))
+    fig.update_yaxes(range=[-1.05, 1.05], title_text="valence / arousal", tickvals=[-1, -0.5, 0, 0.5, 1])
+    _time_axis(fig, duration_s)
+    return fig
+
+
 def _add_segments(
     fig: go.Figure, segments: pd.DataFrame, roles: Sequence[str], *, row: int | None = None, legend: bool = True
 ) -> None:
     """Horizontal bars, one per segment, on a row per party, one trace per emotion."""
     kw = dict(row=row, col=1) if row else {}
-    for emotion in [e for e in EMOTIONS if e in set(segments["emotion"])] + sorted(set(segments["emotion"]) - set(EMOTIONS)):
-        s = segments[segments["emotion"] == emotion]
+    shown = shown_emotions(segments)
+    found = set(shown)
+    order = [e for e in EMOTIONS if e in found] + sorted(found - set(EMOTIONS) - {UNCERTAIN}) + [UNCERTAIN] * (UNCERTAIN in found)
+    for emotion in order:
+        s = segments[shown == emotion]
         duration_ms = (s["end_s"] - s["start_s"]).to_numpy(float) * 1000.0
         fig.add_trace(
             go.Bar(
@@ -174,12 +228,24 @@ def _add_segments(
                 name=emotion,
                 legendgroup=emotion,
                 showlegend=legend,
-                marker_color=EMOTION_COLORS.get(emotion, "#888"),
+                marker_color=UNCERTAIN_COLOR if emotion == UNCERTAIN else EMOTION_COLORS.get(emotion, "#888"),
+                marker_pattern_shape="/" if emotion == UNCERTAIN else "",
                 customdata=np.stack(
-                    [s["start_s"].map(format_clock), s["end_s"].map(format_clock), s["confidence"], s["sentiment"]], axis=1
+                    [
+                        s["start_s"].map(format_clock),
+                        s["end_s"].map(format_clock),
+                        s["confidence"],
+                        s["sentiment"],
+                        s["emotion"],
+                    ],
+                    axis=1,
                 ),
-                hovertemplate=f"<b>{emotion}</b> (%{{y}})<br>%{{customdata[0]}}-%{{customdata[1]}}"
-                "<br>confidence %{customdata[2]:.2f}<br>sentiment %{customdata[3]:+.2f}<extra></extra>",
+                hovertemplate=(
+                    "<b>uncertain</b> (%{y})<br>%{customdata[0]}-%{customdata[1]}<br>most likely %{customdata[4]}, "
+                    if emotion == UNCERTAIN
+                    else f"<b>{emotion}</b> (%{{y}})<br>%{{customdata[0]}}-%{{customdata[1]}}<br>"
+                )
+                + "confidence %{customdata[2]:.2f}<br>sentiment %{customdata[3]:+.2f}<extra></extra>",
             ),
             **kw,
         )
@@ -198,8 +264,10 @@ def timeline_figure(
     title: str = "Emotion over the call",
     height: int | None = None,
     empty: str = "No speech to show: the call holds no speech the model could judge.",
+    affect: bool = False,
 ) -> go.Figure:
-    """Segments per party (coloured by emotion) above each party's sentiment line.
+    """Segments per party (coloured by emotion, grey and hatched where "uncertain") above each
+    party's sentiment line, and with ``affect`` a third row of valence and arousal.
 
     Parameters
     ----------
@@ -224,7 +292,10 @@ def timeline_figure(
     """
     if segments is None or segments.empty:
         return _empty(title, empty)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
+    if affect:
+        fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.3, 0.35, 0.35], vertical_spacing=0.05)
+    else:
+        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
     if speech is not None and not speech.empty and "judged" in speech:
         unjudged = speech[~speech["judged"].astype(bool)]
         if len(unjudged):
@@ -266,7 +337,12 @@ def timeline_figure(
     if now_s is not None:
         fig.add_vline(x=_clock(now_s), line=dict(color="#333333", width=1.5), row="all", col=1)
     fig.update_yaxes(range=list(SENTIMENT_RANGE), title_text="sentiment", tickvals=[-1, -0.5, 0, 0.5, 1], row=2, col=1)
-    fig.update_layout(**_layout(title, height=height or 300 + 60 * len(roles), barmode="overlay", bargap=0.35))
+    if affect:
+        for trace in _affect_traces(windows, roles):
+            fig.add_trace(trace, row=3, col=1)
+        fig.add_hline(y=0, line=dict(color="#BBBBBB", width=1, dash="dot"), row=3, col=1)
+        fig.update_yaxes(range=[-1.05, 1.05], title_text="valence / arousal", tickvals=[-1, 0, 1], row=3, col=1)
+    fig.update_layout(**_layout(title, height=height or 300 + 60 * len(roles) + 160 * affect, barmode="overlay", bargap=0.35))
     _time_axis(fig, duration_s)
     return fig
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..decisions import verdict
+from ..decisions import UNCERTAIN, verdict
 from ..io import atomic_write_text, dumps_json
 
 #: Columns of :func:`windows_frame` (then ``p_<label>`` and ``raw_<label>`` per emotion).
@@ -53,6 +53,14 @@ SEGMENT_COLUMNS = (
 )
 #: Columns of the speech-regions table.
 SPEECH_COLUMNS = ("channel", "role", "region", "start_s", "end_s", "closed", "judged")
+
+
+def shown_emotions(frame: pd.DataFrame) -> pd.Series:
+    """What each segment or window shows: its ``emotion``, or "uncertain" where ``uncertain`` is set."""
+    if "uncertain" not in frame:
+        return frame["emotion"].astype(str)
+    unsure = frame["uncertain"].fillna(False).astype(bool)
+    return frame["emotion"].astype(str).where(~unsure, UNCERTAIN)
 
 
 def format_clock(seconds: float) -> str:

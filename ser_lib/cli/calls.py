@@ -70,6 +70,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="silero",
         help="speech detector: silero (default) or energy (anything louder than -40 dBFS; for synthetic test audio)",
     )
+    p.add_argument(
+        "--uncertain-below",
+        type=number(float, low=0.0, high=1.0),
+        metavar="P",
+        help="show 'uncertain' for windows and segments whose calibrated confidence is below P (default: "
+        "$SER_UNCERTAIN_BELOW, then the model card's threshold; 0: never)",
+    )
 
 
 def add_call_commands(subparsers) -> None:
@@ -172,8 +179,11 @@ def _settings(args):
 def _load(args):
     """The bundle of ``--model`` (default ``$SER_MODEL``, then ``models/default``)."""
     from ..bundle import ModelBundle
+    from ..decisions import uncertain_below
 
-    return ModelBundle.load(args.model)
+    bundle = ModelBundle.load(args.model)
+    bundle.uncertain_below = uncertain_below(bundle.card, override=getattr(args, "uncertain_below", None))
+    return bundle
 
 
 def print_summary(result, *, out: TextIO | None = None) -> None:
@@ -215,7 +225,8 @@ def print_summary(result, *, out: TextIO | None = None) -> None:
         print("Strongest negative moments:", file=out)
         for i, m in enumerate(worst, 1):
             print(
-                f"  {i}. {format_clock(m['start_s'])}-{format_clock(m['end_s'])} {m['role']}: {m['emotion']} "
+                f"  {i}. {format_clock(m['start_s'])}-{format_clock(m['end_s'])} {m['role']}: "
+                f"{'uncertain, most likely ' if m.get('uncertain') else ''}{m['emotion']} "
                 f"(confidence {m['confidence']:.2f}), sentiment {m['sentiment']:+.2f}",
                 file=out,
             )
@@ -229,7 +240,7 @@ def _window_line(w) -> str:
 
     return (
         f"[{format_clock(w.emitted_s)}] {w.role}: {format_clock(w.start_s)}-{format_clock(w.end_s)} "
-        f"{w.emotion} {w.confidence:.2f} sentiment {w.sentiment:+.2f}"
+        f"{w.verdict} {w.confidence:.2f} sentiment {w.sentiment:+.2f} valence {w.valence:+.2f} arousal {w.arousal:+.2f}"
     )
 
 

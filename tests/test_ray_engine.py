@@ -1,18 +1,21 @@
 """``analyze-calls --engine ray``: a real local Ray (``ray.init(num_cpus=2)``, one per module).
 
 The Ray engine writes the same store rows as the local engine; a worker killed in the middle of a
-run loses no call and writes none twice; a run cut short resumes with only the rest.
+run loses no call and writes none twice; a call whose worker dies every time is recorded as failed
+after its attempts and the run goes on; a run cut short resumes with only the rest.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 
 from ser_lib.bundle import ModelBundle
-from ser_lib.calls.pool import AnalysisSpec, analyse_local
+from ser_lib.calls.pool import AnalysisSpec, analyse_local, jobs_for
 from ser_lib.calls.ray_engine import RayPool, analyse_on_ray
 from ser_lib.cli import main
 from ser_lib.store import CallStore
@@ -87,6 +90,34 @@ def test_a_worker_killed_mid_run_loses_nothing_and_repeats_nothing(local_ray, ar
     calls = CallStore(tmp_path / "ray.duckdb", read_only=True).query("SELECT call_id, count(*) AS n FROM calls GROUP BY 1")
     assert sorted(calls["call_id"]) == ALL and (calls["n"] == 1).all()
     assert_same_rows(store_rows(tmp_path / "ray.duckdb"), reference)
+
+
+def test_a_call_that_kills_its_worker_every_time_is_recorded_as_failed(local_ray, archive, tmp_path):
+    """call1.wav's worker is killed whenever it holds it: after two attempts it is a failure, the rest goes on."""
+    spec = AnalysisSpec(model=str(ModelBundle.load(None).path))
+    pool = RayPool(spec, workers=2, max_attempts=2)
+    stop, killed = threading.Event(), []
+
+    def killer() -> None:
+        while not stop.is_set():
+            actor = pool.holding.get("call1.wav")
+            if actor is not None and id(actor) not in killed:
+                killed.append(id(actor))
+                ray.kill(actor)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        outcomes = {o.call_id: o for o in pool.run(jobs_for(sorted(p for p in archive.rglob("*.wav")), archive))}
+    finally:
+        stop.set()
+        thread.join()
+        pool.close()
+    assert sorted(outcomes) == ALL and len(killed) == 2 and pool.replaced == 2
+    poisoned = outcomes["call1.wav"]
+    assert poisoned.failed and poisoned.attempts == 2 and "died 2 times" in poisoned.error
+    assert sorted(c for c, o in outcomes.items() if o.failed) == ["broken.wav", "call1.wav"]
 
 
 def test_cli_engine_ray_resumes_with_only_the_rest(local_ray, archive, reference, tmp_path, capsys):

@@ -88,13 +88,30 @@ class RayPool:
         None (a local Ray), ``"auto"`` or ``"ray://HOST:10001"``.
     at_most : int or None
         No more actors than this (the number of calls to analyse).
+    max_attempts : int
+        Times a call is started at most when its worker dies each time (default :data:`MAX_ATTEMPTS`).
+
+    Attributes
+    ----------
+    holding : dict
+        ``call_id -> actor`` of the calls being analysed now.
+    replaced : int
+        Actors that died and were replaced.
     """
 
     def __init__(
-        self, spec: AnalysisSpec, *, workers: int | None = None, address: str | None = None, at_most: int | None = None
+        self,
+        spec: AnalysisSpec,
+        *,
+        workers: int | None = None,
+        address: str | None = None,
+        at_most: int | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ):
         self.ray = ray = import_ray()
         self.spec = spec
+        self.max_attempts = max(1, int(max_attempts))
+        self.holding: dict = {}
         self._started = False
         if not ray.is_initialized():
             if address:
@@ -162,18 +179,20 @@ class RayPool:
                 actor = idle.pop()
                 job, attempt = todo.popleft()
                 running[actor.analyse.remote(job)] = (actor, job, attempt)
+                self.holding[job.call_id] = actor
 
         hand_out()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             ref = ready[0]
             actor, job, attempt = running.pop(ref)
+            self.holding.pop(job.call_id, None)
             try:
                 outcome = ray.get(ref)
             except ray.exceptions.RayActorError as exc:  # the actor's process died while holding this call
                 logger.warning("Ray worker died while analysing %s (attempt %d): %s", job.call_id, attempt, _cause(exc))
                 idle.append(self._replace(actor))
-                if attempt < MAX_ATTEMPTS:
+                if attempt < self.max_attempts:
                     todo.appendleft((job, attempt + 1))
                     hand_out()
                     continue

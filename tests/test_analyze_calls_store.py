@@ -193,6 +193,19 @@ def test_name_pattern_metadata_and_clear_errors(tmp_path, capsys):
     assert "--address auto is for --engine ray" in capsys.readouterr().err
 
 
+def test_worker_processes_use_the_commands_uncertainty_threshold(tmp_path):
+    """--uncertain-below is resolved by the command and reaches every worker process."""
+    archive = tmp_path / "a"
+    archive.mkdir()
+    for i in range(2):
+        sf.write(archive / f"c{i}.wav", make_call([("customer", "neutral", 0.2, 3.0)], total_s=3.5, seed=i).T, SR)
+    store = tmp_path / "s.duckdb"
+    args = ["analyze-calls", str(archive), "--store", str(store), "--workers", "2", "--uncertain-below", "0.97"]
+    assert main([*args, "--no-progress"]) == 0
+    settings = CallStore(store, read_only=True).query("SELECT settings FROM calls")["settings"]
+    assert [json.loads(s)["uncertain_below"] for s in settings] == [0.97, 0.97]
+
+
 def test_engine_ray_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
     archive = tmp_path / "a"
     archive.mkdir()

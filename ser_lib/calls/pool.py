@@ -59,11 +59,15 @@ class AnalysisSpec:
         The parties of a stereo call in channel order (as :func:`ser_lib.calls.analyze_call`).
     settings : TimelineSettings or None
         Window, hop and voice-activity settings.
+    uncertain_below : float or None
+        The confidence below which windows and segments are "uncertain", as resolved by the caller
+        (``--uncertain-below``, ``$SER_UNCERTAIN_BELOW``, the card); None: the card's.
     """
 
     model: str
     roles: tuple[str, ...] | None = tuple(DEFAULT_ROLES)
     settings: TimelineSettings | None = None
+    uncertain_below: float | None = None
 
 
 @dataclass
@@ -114,7 +118,10 @@ def load_bundle(spec: AnalysisSpec):
     """The model of ``spec``, loaded (what each worker does once)."""
     from ..bundle import ModelBundle
 
-    return ModelBundle.load(spec.model)
+    bundle = ModelBundle.load(spec.model)
+    if spec.uncertain_below is not None:
+        bundle.uncertain_below = spec.uncertain_below
+    return bundle
 
 
 # --- local worker processes ------------------------------------------------------------------------

@@ -356,7 +356,12 @@ def cmd_analyze_calls(args) -> int:
     metadata = _metadata_lookup(args.metadata, pattern, plan.root)
     todo = plan.todo[: args.limit] if args.limit else plan.todo
     jobs = jobs_for(todo, plan.root)
-    spec = AnalysisSpec(model=str(bundle.path), roles=tuple(roles) if roles else None, settings=settings)
+    spec = AnalysisSpec(
+        model=str(bundle.path),
+        roles=tuple(roles) if roles else None,
+        settings=settings,
+        uncertain_below=bundle.uncertain_below,  # resolved here: the workers may not see this environment
+    )
     if args.engine == "ray":
         from ..calls.ray_engine import analyse_on_ray
 

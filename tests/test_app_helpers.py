@@ -270,12 +270,14 @@ def test_predict_upload_turns_bad_clips_into_messages(synth):
     cases = {
         "empty.wav": (b"", "empty"),
         "text.wav": (b"hello" * 50, "Could not read text.wav"),
-        "silent.wav": (_wav(np.zeros(16_000, np.float32)), "silent.wav is silent"),
         "big.wav": (bytes(2 * 1024 * 1024), "over the 1 MB limit"),
     }
     for name, (data, message) in cases.items():
         r = mv.predict_upload(FakeBundle(), data, name=name, max_mb=1)
         assert not r.ok and message in r.error and not r.too_long
+    silent = mv.predict_upload(FakeBundle(), _wav(np.zeros(16_000, np.float32)), name="silent.wav")  # no speech, not an error
+    assert silent.no_speech and not silent.error and silent.prediction.verdict == "no speech found"
+    assert silent.prediction.message.startswith("No speech found in silent.wav: silent.wav is silent")
     long = mv.predict_upload(FakeBundle(), _wav(np.full(16_000 * 3, 0.1, np.float32)), name="call.wav", max_seconds=2)
     assert long.too_long and "Call timeline" in long.error
 

@@ -83,7 +83,7 @@ def test_worst_table_of_a_calm_call_is_empty_with_its_columns(call_analysis):
 
 def test_segments_table_shows_clock_times_and_rounded_figures(call_analysis):
     table = cv.segments_table(call_analysis)
-    assert list(table.columns) == ["start", "end", "party", "emotion", "confidence", "sentiment"]
+    assert list(table.columns) == ["start", "end", "party", "emotion", "confidence", "sentiment", "valence", "arousal"]
     assert table[["start", "end", "party", "emotion"]].values.tolist() == [
         ["00:01", "00:09", "agent", "neutral"],
         ["00:10", "00:16", "customer", "neutral"],

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..affect import valence_arousal
 from ..audio import audio_info, load_audio, validate_audio
 from ..bundle import CARD_FILE, EVALUATION_FILE, ONNX_FILE, BundleInfo, ModelBundle, Prediction, list_bundles, read_card
 from ..config import DEFAULT_MODEL_NAME, EMOTIONS, MAX_CLIP_SECONDS, MODELS_DIR, PROJECT_ROOT, SAMPLE_RATE, default_model_path
@@ -386,7 +387,10 @@ def results_table(results: list[ClipResult], labels: Iterable[str] = EMOTIONS) -
         row = {"file": r.name, "emotion": "", "confidence": np.nan, "seconds": round(r.seconds, 2) if r.seconds else np.nan}
         if r.prediction is not None:
             p = r.prediction
-            row.update(emotion=p.verdict, confidence=p.confidence, most_likely=p.emotion, valence=p.valence, arousal=p.arousal)
+            valence, arousal = p.valence, p.arousal
+            if p.probabilities and not (np.isfinite(valence) and np.isfinite(arousal)):
+                valence, arousal = valence_arousal(p.probabilities)
+            row.update(emotion=p.verdict, confidence=p.confidence, most_likely=p.emotion, valence=valence, arousal=arousal)
             row.update({f"p_{k}": p.probabilities.get(k, np.nan) for k in labels})
         row["error"] = r.error or ""
         rows.append(row)

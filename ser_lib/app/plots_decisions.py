@@ -64,13 +64,13 @@ def reliability_diagram(
         label = f"{name} (ECE {ece:.3f})" if ece is not None else name
         fig.add_trace(
             go.Scatter(
-                x=f["confidence"],
-                y=f["accuracy"],
+                x=f["confidence"].tolist(),
+                y=f["accuracy"].tolist(),
                 mode="lines+markers",
                 name=label,
                 line=dict(color=colour),
-                marker=dict(size=np.clip(6 + 40 * np.sqrt(f["count"] / total), 6, 30), color=colour),
-                customdata=f["count"],
+                marker=dict(size=np.clip(6 + 40 * np.sqrt(f["count"] / total), 6, 30).tolist(), color=colour),
+                customdata=f["count"].tolist(),
                 hovertemplate="confidence %{x:.2f}<br>right %{y:.0%} of %{customdata} clips<extra>" + name + "</extra>",
             )
         )

@@ -177,7 +177,7 @@ def _affect_traces(windows: pd.DataFrame | None, roles: Sequence[str]) -> list[g
             traces.append(
                 go.Scatter(
                     x=_clock(g["t"]),
-                    y=g[dim],
+                    y=g[dim].tolist(),
                     mode="lines",
                     name=f"{role} {dim}",
                     line=dict(color=colour, dash=dash, width=2),

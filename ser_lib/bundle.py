@@ -3,7 +3,8 @@
 The card names the front end (the notebook's 162 features, log-mel, or a pretrained encoder
 and its weights' hash) and everything above it (the CLI, the pages, the call timeline) only
 asks the bundle: :meth:`ModelBundle.predict`, :meth:`ModelBundle.predict_source`,
-:meth:`ModelBundle.predict_files`, :meth:`ModelBundle.window_probabilities`.
+:meth:`ModelBundle.predict_files`, :meth:`ModelBundle.window_probabilities`. Their probabilities
+are calibrated with the card's temperature in one place, :meth:`ModelBundle.probabilities`.
 
 Inference never imports TensorFlow: the network runs from ``model.onnx`` with ONNX Runtime. The
 Keras model (``model.keras``) is kept beside it for training and conversion only. Loading checks
@@ -358,15 +359,24 @@ class ModelBundle:
             return self._scaled(fe.features(y, fe.sample_rate, cropped=True))
         return fe.features(y, fe.sample_rate)
 
-    def probabilities_from_features(
-        self, xs: Sequence[np.ndarray], *, batch_size: int = 64, calibrated: bool = True
-    ) -> np.ndarray:
-        """Class probabilities [shape=(len(xs), n_labels)] for network inputs ``xs``.
+    def probabilities(self, xs: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+        """Calibrated class probabilities [shape=(len(xs), n_labels)] for network inputs ``xs``.
+
+        :meth:`probabilities_from_features` with the card's temperature applied
+        (:func:`ser_lib.calibration.apply_temperature`; none for a card without calibration).
+        Every probability the bundle returns (:meth:`predict`, :meth:`predict_source`,
+        :meth:`predict_files`, :meth:`window_probabilities`, the call engine) comes from here.
+        """
+        out = self.probabilities_from_features(xs, batch_size=batch_size)
+        if self.temperature != 1.0 and len(out):
+            out = apply_temperature(out, self.temperature)
+        return out
+
+    def probabilities_from_features(self, xs: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+        """The network's own class probabilities [shape=(len(xs), n_labels)] for inputs ``xs`` (uncalibrated).
 
         Inputs of different lengths (encoder frames) are grouped by length, never padded, so a
-        clip's answer does not depend on the others in the call. Every probability the bundle
-        returns comes from here, calibrated with the card's temperature
-        (:func:`ser_lib.calibration.apply_temperature`) unless ``calibrated=False``.
+        clip's answer does not depend on the others in the call.
         """
         out = np.zeros((len(xs), len(self.labels)))
         groups: dict[tuple, list[int]] = {}
@@ -376,15 +386,13 @@ class ModelBundle:
             for s in range(0, len(idx), batch_size):
                 part = idx[s : s + batch_size]
                 out[part] = self.network(np.stack([np.asarray(xs[i], np.float32) for i in part]))
-        if calibrated and self.temperature != 1.0 and len(out):
-            out = apply_temperature(out, self.temperature)
         return out
 
     # --- prediction --------------------------------------------------------------------------
     def predict_proba(self, y: np.ndarray, *, sr: int) -> np.ndarray:
         """Class probabilities [shape=(n_labels,)] for one clip ``y`` at ``sr`` (order: ``labels``)."""
         validate_audio(y, sr=sr)
-        return self.probabilities_from_features([self.features(y, sr=sr)])[0]
+        return self.probabilities([self.features(y, sr=sr)])[0]
 
     def predict(self, y: np.ndarray, *, sr: int, name: str = "the clip") -> Prediction:
         """The emotion, its probability and every class probability for one clip.
@@ -409,7 +417,7 @@ class ModelBundle:
         except SilentAudioError as exc:
             return self._silent(str(exc), name)
         speech = speech_check(y, sr=fe.sample_rate) if self.check_speech else None
-        return self._prediction(self.probabilities_from_features([self._loaded_features(y)])[0], speech=speech, name=name)
+        return self._prediction(self.probabilities([self._loaded_features(y)])[0], speech=speech, name=name)
 
     def _silent(self, why: str, name: str) -> Prediction:
         """Digital silence: no speech, and nothing for the model to judge."""
@@ -487,9 +495,9 @@ class ModelBundle:
         y = resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=SAMPLE_RATE)
         if self.frame_rate:
             frames = self.embed(y)
-            return self.probabilities_from_features([window_frames(frames, a, b, rate=self.frame_rate) for a, b in windows])
+            return self.probabilities([window_frames(frames, a, b, rate=self.frame_rate) for a, b in windows])
         xs = [self.features(y[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)], sr=SAMPLE_RATE) for a, b in windows]
-        return self.probabilities_from_features(xs)
+        return self.probabilities(xs)
 
 
 @dataclass

@@ -166,8 +166,9 @@ def test_calibrate_writes_the_card_and_the_bundle_applies_it(default_copy):
     assert bundle.temperature == pytest.approx(report.temperature, abs=1e-6) and bundle.temperature > 1
     assert bundle.uncertain_below == pytest.approx(report.threshold.uncertain_below, abs=1e-4)
     frames = [np.random.default_rng(0).normal(size=(150, 512)).astype(np.float32)]
-    raw = bundle.probabilities_from_features(frames, calibrated=False)
-    assert np.allclose(bundle.probabilities_from_features(frames), apply_temperature(raw, bundle.temperature))
+    raw = bundle.probabilities_from_features(frames)  # the network's own, as ONNX computes them
+    assert np.allclose(bundle.probabilities(frames), apply_temperature(raw, bundle.temperature))
+    assert not np.allclose(bundle.probabilities(frames), raw)
 
 
 def test_cli_calibrate_dry_run_prints_and_leaves_the_card(default_copy, capsys):

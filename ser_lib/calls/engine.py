@@ -116,7 +116,7 @@ class StreamingAnalyzer:
         self._va = coordinates(self.labels)
         #: Windows and segments whose (smoothed) top probability is below this are "uncertain" (the bundle's threshold).
         self.uncertain_below = float(getattr(bundle, "uncertain_below", 0.0) or 0.0)
-        self._head = bundle.probabilities_from_features
+        self._head = getattr(bundle, "probabilities", None) or bundle.probabilities_from_features  # calibrated
         self._tracks = [_Track(self, c, role) for c, role in enumerate(self.roles)]
         self._resampler = None
         if self.sr != SAMPLE_RATE:

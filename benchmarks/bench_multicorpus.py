@@ -8,7 +8,8 @@ second call skips finished runs):
   figure for each), plus its held-out run's per-file predictions on the four (``evaluation.json``);
 - ``heldout``: the new recipe (every corpus, loss masked per corpus, balanced sampling, telephone
   and pitch views) with speakers held out in every corpus (the same speakers as before for the four);
-- ``loco-<CORPUS>``: the new recipe trained without CORPUS, tested on all of it;
+- ``loco-<CORPUS>``: the new recipe trained without CORPUS, tested on all of it (by default on the
+  held-out run's training speakers of the other corpora: see ``--loco-train``);
 - ``four-loco-<CORPUS>``: the four-corpus recipe trained without one of the four, tested on it.
 
 Every run is scored on eight classes per corpus (as before) and on four classes (angry, happy,
@@ -102,6 +103,20 @@ def run_training(manifest: pd.DataFrame, cfg: TrainConfig, save: Path | None = N
     return out
 
 
+def loco_manifest(manifest: pd.DataFrame, holdout: str, args) -> pd.DataFrame:
+    """The files a leave-one-corpus-out run sees: all of ``holdout`` (the test set) and, with
+    ``--loco-train heldout-train``, only the *training* speakers of the held-out run for the other
+    corpora (their augmented frames are then already cached: no encoding beyond the held-out run's);
+    ``all`` trains on every other file."""
+    if args.loco_train == "all":
+        return manifest
+    m = manifest.reset_index(drop=True)
+    split = split_manifest(m, split="speaker", seed=0)
+    keep = (m["corpus"] == holdout).to_numpy()
+    keep[split.train] = True
+    return m[keep].reset_index(drop=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
@@ -115,6 +130,12 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "multicorpus"))
     p.add_argument("--save-heldout", help="save the held-out run's bundle here")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
+    p.add_argument(
+        "--loco-train",
+        choices=["heldout-train", "all"],
+        default="heldout-train",
+        help="leave-one-corpus-out runs train on the held-out run's training speakers of the other corpora (default), or all",
+    )
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,10 +154,12 @@ def main() -> None:
                 manifest, TrainConfig(split="speaker", **common), Path(args.save_heldout) if args.save_heldout else None
             )
         elif run.startswith("loco-"):
-            res = run_training(manifest, TrainConfig(split="corpus", holdout_corpus=run[5:], **common))
+            res = run_training(
+                loco_manifest(manifest, run[5:], args), TrainConfig(split="corpus", holdout_corpus=run[5:], **common)
+            )
         elif run.startswith("four-loco-"):
             cfg = TrainConfig(split="corpus", holdout_corpus=run[10:], corpora=ACTED_ENGLISH, **common)
-            res = run_training(manifest, cfg)
+            res = run_training(loco_manifest(manifest, run[10:], args), cfg)
         else:
             raise SystemExit(f"unknown run {run!r}: default, heldout, loco-CORPUS or four-loco-CORPUS")
         res["wall_s"] = round(time.time() - t0, 1)

@@ -124,8 +124,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument(
         "--default",
-        default=str(ROOT / "models" / "encoder-head-pitch-heldout"),
-        help="the four-corpus model whose evaluation.json holds held-out predictions (default: its held-out run)",
+        default=str(ROOT / "models" / "default"),
+        help="the four-corpus model, scored on the corpora it never heard; its evaluation.json holds its recipe's "
+        "held-out predictions on the four (default models/default)",
     )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "multicorpus"))
     p.add_argument("--save-heldout", help="save the held-out run's bundle here")

@@ -18,6 +18,7 @@ becomes an outcome with its ``error``; anything else is a bug and stops the run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -185,12 +186,16 @@ def analyse_local(
         initializer=_init_worker,
         initargs=(spec, logging.getLogger().getEffectiveLevel()),
     )
+    first = True
     try:
         while True:
-            for job in todo:
-                running[pool.submit(_work, job)] = job
-                if len(running) >= 2 * workers:
-                    break
+            # the workers are started by the first submissions: with their share of the CPUs for OpenMP and BLAS
+            with worker_threads(max(1, (os.cpu_count() or 1) // workers)) if first else contextlib.nullcontext():
+                for job in todo:
+                    running[pool.submit(_work, job)] = job
+                    if len(running) >= 2 * workers:
+                        break
+            first = False
             if not running:
                 return
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -207,6 +212,27 @@ def analyse_local(
                 yield outcome
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Thread-count variables a worker process inherits (OpenMP, OpenBLAS, MKL), as Ray sets OMP_NUM_THREADS for its workers.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def worker_threads(threads: int) -> Iterator[None]:
+    """While open, processes started from here get ``threads`` OpenMP/BLAS threads (unless the variable is set).
+
+    Measured on 2 CPUs with 2 worker processes: 6.8-6.9 s per 60 s call with one thread each, against
+    7.7-9.2 s with the libraries' default (one thread per CPU in every process, so 4 on 2 CPUs).
+    """
+    added = [name for name in THREAD_VARIABLES if name not in os.environ]
+    for name in added:
+        os.environ[name] = str(threads)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def jobs_for(paths: Sequence[Path], root: Path) -> list[CallJob]:

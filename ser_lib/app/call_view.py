@@ -68,7 +68,12 @@ def party_cards(result: CallAnalysis) -> list[PartyCard]:
             PartyCard(
                 role=role,
                 dominant=p["dominant"] or "no judged speech",
-                dominant_share=f"{100 * p['shares'][p['dominant']]:.0f}% of judged speech" if p["dominant"] else "",
+                dominant_share=(
+                    f"{100 * p['shares'][p['dominant']]:.0f}% of judged speech"
+                    + (f"; {p['uncertain_share']:.0%} of it uncertain" if p.get("uncertain_share") else "")
+                    if p["dominant"]
+                    else ""
+                ),
                 mean_sentiment=f"{p['mean_sentiment']:+.2f}" if p["mean_sentiment"] is not None else "n/a",
                 trend=trend["direction"],
                 trend_delta=None

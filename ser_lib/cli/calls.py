@@ -207,7 +207,8 @@ def print_summary(result, *, out: TextIO | None = None) -> None:
         trend = p["trend"]
         change = f" ({trend['change']:+.2f})" if trend.get("change") is not None else ""
         speech = f"speech {format_clock(p['speech_s'])} ({100 * (p['talk_share'] or 0):.0f}%)"
-        mostly = f"mostly {p['dominant']} ({100 * p['shares'][p['dominant']]:.0f}%)"
+        mostly = f"mostly {p['dominant']} ({100 * p['shares'][p['dominant']]:.0f}%"
+        mostly += f", {p['uncertain_share']:.0%} uncertain)" if p.get("uncertain_share") else ")"
         print(
             f"  {role:<{width}}  {speech}, {mostly}, mean sentiment {p['mean_sentiment']:+.2f}, "
             f"trend {trend['direction']}{change}",

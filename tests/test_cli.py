@@ -54,6 +54,7 @@ def test_corpora_missing_folder(tmp_path, capsys):
 
 def test_predict_prints_emotion_and_writes_json(tiny_bundle_dir, tmp_path, capsys):
     import soundfile as sf
+
     from call_audio import speechlike  # a tone is "no speech found" (tests/test_decisions.py): speech-like audio
 
     clip = tmp_path / "speech.wav"

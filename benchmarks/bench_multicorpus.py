@@ -117,6 +117,39 @@ def loco_manifest(manifest: pd.DataFrame, holdout: str, args) -> pd.DataFrame:
     return m[keep].reset_index(drop=True)
 
 
+def _rows(metrics_per_corpus: dict, protocol: str) -> list[dict]:
+    return [
+        {"corpus": c, "protocol": protocol, **{k: round(float(m[k]), 4) for k in ("UA", "WA", "macro_f1")}, "n": int(m["n"])}
+        for c, m in sorted(metrics_per_corpus.items())
+    ]
+
+
+def write_cards(out: Path, default_dir: Path, new_dir: Path | None) -> None:
+    """Record the four-class figures in the bundles' cards (``metrics.cross_corpus``), for the Evaluation page."""
+    from ser_lib.cards import read_card
+    from ser_lib.io import atomic_write_text, dumps_json
+
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+    note = "four classes: angry, happy, neutral (calm folded in), sad; benchmarks/bench_multicorpus.py"
+    blocks = {}
+    if "default" in runs:
+        d = runs["default"]
+        rows = _rows(d["heldout_acted"]["four"]["per_corpus"], "held-out speakers")
+        rows += _rows(d["unseen"]["four"]["per_corpus"], "corpus unseen")
+        blocks[default_dir] = rows
+    if new_dir is not None and "heldout" in runs:
+        rows = _rows(runs["heldout"]["four"]["per_corpus"], "held-out speakers")
+        for name, r in runs.items():
+            if name.startswith("loco-"):
+                rows += _rows({name[5:]: r["four"]}, "corpus left out")
+        blocks[new_dir] = rows
+    for folder, rows in blocks.items():
+        card = read_card(folder)
+        card.setdefault("metrics", {})["cross_corpus"] = {"note": note, "rows": rows}
+        atomic_write_text(folder / "card.json", dumps_json(card))
+        print(f"{folder}: {len(rows)} cross-corpus rows written to its card")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora"))
@@ -137,9 +170,15 @@ def main() -> None:
         default="heldout-train",
         help="leave-one-corpus-out runs train on the held-out run's training speakers of the other corpora (default), or all",
     )
+    p.add_argument(
+        "--write-cards", metavar="NEW_BUNDLE", help="record the figures in the default's card and NEW_BUNDLE's, then stop"
+    )
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.write_cards:
+        write_cards(out, Path(args.default), Path(args.write_cards))
+        return
     manifest = find_corpora(args.data).manifest
     for run in args.runs:
         path = out / f"{run}.json"

@@ -60,6 +60,25 @@ def benchmark_section() -> None:
         )
 
 
+def cross_corpus_section() -> None:
+    with ui.guard("Reading the models' cross-corpus figures"):
+        table = ev.cross_corpus_table(bundles)
+        if table.empty:
+            return
+        st.subheader("Beyond the training corpora (four classes)")
+        st.caption(
+            "Angry, happy, neutral (calm folded in) and sad, which every corpus labels. "
+            + " ".join(f"**{p}**: {what}." for p, what in ev.CROSS_CORPUS_PROTOCOLS.items() if p in set(table["protocol"]))
+        )
+        st.plotly_chart(plots.cross_corpus_chart(table), key="evaluation_cross_chart")
+        st.dataframe(
+            ev.percent_table(table, ("UA", "WA", "macro_f1")),
+            hide_index=True,
+            key="evaluation_cross_table",
+            column_config={m: PERCENT for m in ("WA", "UA", "macro_f1")},
+        )
+
+
 if not bundles:
     ui.explain_missing_model()
     benchmark_section()
@@ -332,3 +351,4 @@ else:
                     st.plotly_chart(plots.probabilities(probabilities_frame(pred), height=260), key="evaluation_clip_probs")
 
 benchmark_section()
+cross_corpus_section()

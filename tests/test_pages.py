@@ -556,6 +556,56 @@ def test_evaluation_shows_benchmarks(with_data, monkeypatch, tmp_path):
     assert len(frame(at, "condition")) == len(rows)
 
 
+def test_evaluation_shows_figures_beyond_the_training_corpora(monkeypatch, tmp_path, models_dir, corpus_dir):
+    """Cross-corpus figures from the cards: the table and the chart's bars are the cards' numbers."""
+    import shutil
+
+    from ser_lib.cards import read_card
+    from ser_lib.io import atomic_write_text, dumps_json
+
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    rows = {
+        "tiny": [("CREMA-D", "held-out speakers", 0.83), ("URDU", "corpus unseen", 0.36)],
+        "other": [("CREMA-D", "held-out speakers", 0.80), ("URDU", "corpus left out", 0.52)],
+    }
+    for name, entries in rows.items():
+        card = read_card(folder / name)
+        card["metrics"]["cross_corpus"] = {
+            "rows": [{"corpus": c, "protocol": p, "UA": ua, "WA": ua, "macro_f1": ua, "n": 100} for c, p, ua in entries]
+        }
+        atomic_write_text(folder / name / "card.json", dumps_json(card))
+    monkeypatch.setenv("SER_DATA_DIR", str(corpus_dir))
+    monkeypatch.setenv("SER_MODELS_DIR", str(folder))
+    monkeypatch.setenv("SER_MODEL", str(folder / "tiny"))
+    at = open_page("pages/4_Evaluation.py")
+    no_trouble(at)
+    assert "Beyond the training corpora (four classes)" in texts(at.subheader)
+    table = next(d.value for d in at.dataframe if "protocol" in d.value.columns and "condition" not in d.value.columns)
+    got = {(r.model, r.corpus, r.protocol): r.UA for r in table.itertuples()}
+    assert got == {
+        ("tiny", "CREMA-D", "held-out speakers"): 83.0,
+        ("other", "CREMA-D", "held-out speakers"): 80.0,
+        ("other", "URDU", "corpus left out"): 52.0,
+        ("tiny", "URDU", "corpus unseen"): 36.0,
+    }
+    chart = next(c for c in at.get("plotly_chart") if "UA per corpus" in c.proto.spec)
+    import base64
+
+    def values(v):  # plotly's JSON packs numeric arrays as base64 ``bdata``
+        if isinstance(v, dict) and "bdata" in v:
+            return tuple(np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(float).round(4))
+        return tuple(v)
+
+    bars = [t for t in json.loads(chart.proto.spec)["data"] if t["type"] == "bar"]
+    assert sorted((t["name"], tuple(t["x"]), values(t["y"])) for t in bars) == [
+        ("other", ("CREMA-D",), (0.8,)),
+        ("other", ("URDU",), (0.52,)),
+        ("tiny", ("CREMA-D",), (0.83,)),
+        ("tiny", ("URDU",), (0.36,)),
+    ]
+
+
 # --- Predict --------------------------------------------------------------------------------------
 
 

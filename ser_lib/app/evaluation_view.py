@@ -12,6 +12,8 @@
   (a percentage with one decimal) everywhere, and coloured differences between two models.
 - :func:`benchmark_with_bundle_names`: ``benchmarks/results.json`` with the bundles' names.
 - :func:`calibration_view`: a calibrated bundle's reliability before and after, and its threshold.
+- :func:`cross_corpus_table`: each bundle's four-class figures per corpus (held-out speakers, a corpus
+  left out of training, a corpus it never heard), from its card's ``metrics.cross_corpus``.
 """
 
 from __future__ import annotations
@@ -433,3 +435,38 @@ def calibration_view(info: BundleInfo, evaluation) -> CalibrationView | None:
             f"{decision.get('overall_accuracy', float('nan')):.0%})."
         )
     return CalibrationView(reliability_table(probs, y), reliability_table(after, y), ece_b, ece_a, t, lines)
+
+
+#: The order protocols are shown in, and what each means.
+CROSS_CORPUS_PROTOCOLS: dict[str, str] = {
+    "held-out speakers": "speakers of a corpus the model trained on, held out of training",
+    "corpus left out": "a whole corpus left out of training (leave one corpus out), the rest of the recipe unchanged",
+    "corpus unseen": "a corpus the model never heard (it was not among its training corpora)",
+}
+
+
+def cross_corpus_table(infos: Iterable[BundleInfo]) -> pd.DataFrame:
+    """Four-class figures (angry, happy, neutral with calm folded in, sad) per model, corpus and protocol.
+
+    Read from each bundle card's ``metrics.cross_corpus.rows`` (written by
+    ``benchmarks/bench_multicorpus.py --write-cards``); bundles without them are left out.
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``model``, ``corpus``, ``protocol``, ``UA``, ``WA``, ``macro_f1``, ``n``, sorted by
+        protocol (:data:`CROSS_CORPUS_PROTOCOLS` order), corpus and model; empty when no bundle has any.
+    """
+    cols = ["model", "corpus", "protocol", "UA", "WA", "macro_f1", "n"]
+    rows = []
+    for info in infos:
+        block = ((info.card or {}).get("metrics") or {}).get("cross_corpus") or {}
+        for r in block.get("rows") or []:
+            if isinstance(r, dict) and {"corpus", "protocol", "UA"} <= set(r):
+                rows.append({"model": info.name, **{k: r.get(k) for k in cols[1:]}})
+    table = pd.DataFrame(rows, columns=cols)
+    if table.empty:
+        return table
+    order = {p: i for i, p in enumerate(CROSS_CORPUS_PROTOCOLS)}
+    table["_p"] = table["protocol"].map(order).fillna(len(order))
+    return table.sort_values(["_p", "corpus", "model"]).drop(columns="_p").reset_index(drop=True)

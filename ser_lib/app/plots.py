@@ -474,3 +474,40 @@ def figure_png(fig, *, dpi: int = 150) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def cross_corpus_chart(table: pd.DataFrame) -> go.Figure:
+    """Four-class UA per corpus, one bar per model, a panel per protocol (held-out speakers, corpus left out,
+    corpus unseen): how a model holds up beyond the speakers and corpora it learned from.
+
+    ``table``: rows (model, corpus, protocol, UA), e.g. :func:`ser_lib.app.evaluation_view.cross_corpus_table`.
+    """
+    title = "Four classes (angry, happy, neutral, sad): UA per corpus"
+    _need(table, ("model", "corpus", "protocol", "UA"), "cross_corpus_chart")
+    if table.empty:
+        return _empty(title, "No model has cross-corpus figures")
+    protocols = list(dict.fromkeys(table["protocol"]))
+    fig = make_subplots(rows=1, cols=len(protocols), subplot_titles=protocols, shared_yaxes=True, horizontal_spacing=0.04)
+    models = list(dict.fromkeys(table["model"]))
+    colours = dict(zip(models, ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756"] * 4, strict=False))
+    for c, protocol in enumerate(protocols, start=1):
+        part = table[table["protocol"] == protocol]
+        for model in models:
+            rows = part[part["model"] == model]
+            if rows.empty:
+                continue
+            fig.add_bar(
+                x=rows["corpus"],
+                y=rows["UA"],
+                name=model,
+                marker_color=colours[model],
+                legendgroup=model,
+                showlegend=c == 1 or model not in set(table.loc[table["protocol"].isin(protocols[: c - 1]), "model"]),
+                hovertemplate=f"{model}, %{{x}} ({protocol}): %{{y:.1%}}<extra></extra>",
+                row=1,
+                col=c,
+            )
+    fig.add_hline(y=0.25, line_dash="dot", line_color="#999", annotation_text="chance (4 classes)")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_layout(title=title, barmode="group", height=380, margin=dict(t=70, b=40))
+    return fig

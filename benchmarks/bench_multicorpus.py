@@ -8,6 +8,7 @@ second call skips finished runs):
   figure for each), plus its held-out run's per-file predictions on the four (``evaluation.json``);
 - ``heldout``: the new recipe (every corpus, loss masked per corpus, balanced sampling, telephone
   and pitch views) with speakers held out in every corpus (the same speakers as before for the four);
+- ``heldout-uniform``: the same without balanced sampling (every training clip equally likely);
 - ``loco-<CORPUS>``: the new recipe trained without CORPUS, tested on all of it (by default on the
   held-out run's training speakers of the other corpora: see ``--loco-train``);
 - ``four-loco-<CORPUS>``: the four-corpus recipe trained without one of the four, tested on it.
@@ -193,6 +194,12 @@ def main() -> None:
             res = run_training(
                 manifest, TrainConfig(split="speaker", **common), Path(args.save_heldout) if args.save_heldout else None
             )
+        elif run == "heldout-uniform":  # the same without balanced sampling (every clip equally likely)
+            res = run_training(
+                manifest,
+                TrainConfig(split="speaker", balance=False, **{**common, "telephone_eval": True}),
+                Path(args.save_heldout) if args.save_heldout else None,
+            )
         elif run.startswith("loco-"):
             res = run_training(
                 loco_manifest(manifest, run[5:], args), TrainConfig(split="corpus", holdout_corpus=run[5:], **common)
@@ -225,15 +232,18 @@ def print_table(out: Path) -> None:
         for c, m in d["unseen"]["four"].get("per_corpus", {}).items():
             rows.append(("four-corpus default", "corpus unseen", c, m["UA"], None))
         rows.append(("four-corpus default", "held-out speakers", "URDU (test speakers)", d["urdu_heldout_speakers"]["UA"], None))
-    if "heldout" in runs:
-        h = runs["heldout"]
+    for run_name in ("heldout", "heldout-uniform"):
+        if run_name not in runs:
+            continue
+        h = runs[run_name]
+        who = "multi-corpus" if run_name == "heldout" else "multi-corpus, uniform sampling"
         for c, m in h["four"]["per_corpus"].items():
-            rows.append(("multi-corpus", "held-out speakers", c, m["UA"], h["eight"]["per_corpus"][c]["UA"]))
-        rows.append(("multi-corpus", "held-out speakers", "all corpora", h["four"]["UA"], h["eight"]["overall"]["UA"]))
+            rows.append((who, "held-out speakers", c, m["UA"], h["eight"]["per_corpus"][c]["UA"]))
+        rows.append((who, "held-out speakers", "all corpora", h["four"]["UA"], h["eight"]["overall"]["UA"]))
         acted = h["eight"]["acted_four_corpora"]
-        rows.append(("multi-corpus", "held-out speakers", "the four acted corpora", None, acted["UA"] if acted else None))
+        rows.append((who, "held-out speakers", "the four acted corpora", None, acted["UA"] if acted else None))
         if h.get("urdu_heldout_speakers"):
-            rows.append(("multi-corpus", "held-out speakers", "URDU (test speakers)", h["urdu_heldout_speakers"]["UA"], None))
+            rows.append((who, "held-out speakers", "URDU (test speakers)", h["urdu_heldout_speakers"]["UA"], None))
     for name, r in runs.items():
         if name.startswith("loco-") or name.startswith("four-loco-"):
             c = name.split("loco-")[1]

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import ParameterError
+from .common import EXIT_INTERRUPTED
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,9 @@ def cmd_serve(args) -> int:
         f"results in {where}. Ctrl-C stops it.",
         flush=True,
     )
-    serve(settings, log_level=args.log_level)
+    if serve(settings, log_level=args.log_level):
+        print("interrupted: the active calls were finished and written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -44,9 +44,16 @@ def uvicorn_config(app, settings: ServiceSettings, *, log_level: str = "info") -
     )
 
 
-def serve(settings: ServiceSettings, *, bundle=None, log_level: str = "info") -> None:
-    """Run the service until interrupted (Ctrl-C finishes the active calls and writes their results)."""
-    uvicorn.Server(uvicorn_config(create_app(settings, bundle=bundle), settings, log_level=log_level)).run()
+def serve(settings: ServiceSettings, *, bundle=None, log_level: str = "info") -> bool:
+    """Run the service until interrupted (Ctrl-C finishes the active calls and writes their results).
+
+    Returns True when it was stopped by a signal (Ctrl-C, SIGTERM) after it had started. uvicorn
+    re-raises the signal once it has shut down, but inside ``asyncio.run`` that only becomes a
+    ``KeyboardInterrupt`` when the main task is still awaiting, so the caller cannot rely on it.
+    """
+    server = uvicorn.Server(uvicorn_config(create_app(settings, bundle=bundle), settings, log_level=log_level))
+    server.run()
+    return bool(server.started and server.should_exit)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

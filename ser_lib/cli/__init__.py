@@ -17,7 +17,7 @@ from ..cards import read_card
 from ..config import MODEL_TYPE_ALIASES, MODEL_TYPES, MODELS_DIR, SPLITS, default_model_path
 from ..errors import SERError
 from ..io import check_writable, release_folder, reserve_folder
-from .common import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, number
+from .common import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_uncertain_below, number
 
 logger = logging.getLogger("ser_lib")
 
@@ -368,13 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="+", metavar="FILE")
     pr.add_argument("--model", help="bundle folder (default: the shipped models/default)")
     pr.add_argument("--json", metavar="OUT", help="write emotion and probabilities per file to OUT")
-    pr.add_argument(
-        "--uncertain-below",
-        type=number(float, low=0.0, high=1.0),
-        metavar="P",
-        help="say 'uncertain' when the calibrated confidence is below P (default: $SER_UNCERTAIN_BELOW, then the "
-        "threshold in the model's card; 0 never says it)",
-    )
+    add_uncertain_below(pr, says="say 'uncertain'")
     pr.set_defaults(func=cmd_predict)
 
     cal = sub.add_parser(

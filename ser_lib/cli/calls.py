@@ -29,7 +29,7 @@ from typing import TextIO
 from ..errors import ParameterError
 from ..io import check_writable, check_writable_dir
 from ..progress import Progress
-from .common import EXIT_CODES_HELP, EXIT_OK, EXIT_SOME_FAILED, number
+from .common import EXIT_CODES_HELP, EXIT_OK, EXIT_SOME_FAILED, add_uncertain_below, number
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="silero",
         help="speech detector: silero (default) or energy (anything louder than -40 dBFS; for synthetic test audio)",
     )
-    p.add_argument(
-        "--uncertain-below",
-        type=number(float, low=0.0, high=1.0),
-        metavar="P",
-        help="show 'uncertain' for windows and segments whose calibrated confidence is below P (default: "
-        "$SER_UNCERTAIN_BELOW, then the model card's threshold; 0: never)",
-    )
+    add_uncertain_below(p, says="show 'uncertain' for windows and segments")
 
 
 def add_call_commands(subparsers) -> None:

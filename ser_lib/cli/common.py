@@ -45,3 +45,14 @@ def number(kind: type = float, *, low: float | None = None, high: float | None =
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def add_uncertain_below(parser: argparse.ArgumentParser, *, says: str) -> None:
+    """The ``--uncertain-below P`` option (predict, analyze-call, analyze-calls): below P, ``says``."""
+    parser.add_argument(
+        "--uncertain-below",
+        type=number(float, low=0.0, high=1.0),
+        metavar="P",
+        help=f"{says} when the calibrated confidence is below P (default: $SER_UNCERTAIN_BELOW, then the "
+        "threshold in the model's card; 0: never)",
+    )

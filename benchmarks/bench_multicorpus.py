@@ -113,7 +113,7 @@ def loco_manifest(manifest: pd.DataFrame, holdout: str, args) -> pd.DataFrame:
         return manifest
     m = manifest.reset_index(drop=True)
     split = split_manifest(m, split="speaker", seed=0)
-    keep = (m["corpus"] == holdout).to_numpy()
+    keep = (m["corpus"] == holdout).to_numpy().copy()
     keep[split.train] = True
     return m[keep].reset_index(drop=True)
 

@@ -57,13 +57,15 @@ def check_data_folder(text: str | os.PathLike) -> Path:
     if not str(text).strip():
         raise ParameterError("The data folder is empty: type the folder that holds the corpora.")
     p = Path(str(text).strip()).expanduser()
-    if not is_readable_path(p):
-        roots = ", ".join(str(r) for r in data_roots())
-        raise ParameterError(
-            f"{p} is outside the folders this dashboard may read ({roots}). Choose a folder inside them; "
-            "whoever runs the dashboard can allow others with SER_DATA_ROOTS."
-        )
+    check_readable(p, advice="Choose a folder inside them; whoever runs the dashboard can allow others with SER_DATA_ROOTS.")
     return p
+
+
+def check_readable(path: Path, *, advice: str) -> None:
+    """Raise :class:`ParameterError` naming the readable roots and ``advice`` when ``path`` lies outside them."""
+    if not is_readable_path(path):
+        roots = ", ".join(str(r) for r in data_roots())
+        raise ParameterError(f"{path} is outside the folders this dashboard may read ({roots}). {advice}")
 
 
 def may_replace_default() -> bool:

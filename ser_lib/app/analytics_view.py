@@ -30,7 +30,7 @@ from ..calls import format_clock
 from ..errors import ParameterError, SERError
 from ..store import analytics as an
 from ..store import default_store_path
-from .access import data_roots, is_readable_path
+from .access import check_readable, is_readable_path
 
 #: Seconds of audio played before and after a worst moment.
 MOMENT_PAD_S = 2.0
@@ -54,12 +54,11 @@ def store_path(text: str | os.PathLike | None = None) -> Path:
         return default
     if p.suffix.lower() not in (".duckdb", ".db"):
         raise ParameterError(f"The call store {p} should be a DuckDB file (.duckdb), e.g. data/calls.duckdb.")
-    if not is_readable_path(p):
-        roots = ", ".join(str(r) for r in data_roots())
-        raise ParameterError(
-            f"{p} is outside the folders this dashboard may read ({roots}). Choose a store inside them; whoever runs "
-            "the dashboard can set SER_CALL_STORE, or allow other folders with SER_DATA_ROOTS."
-        )
+    check_readable(
+        p,
+        advice="Choose a store inside them; whoever runs the dashboard can set SER_CALL_STORE, or allow other folders "
+        "with SER_DATA_ROOTS.",
+    )
     return p
 
 

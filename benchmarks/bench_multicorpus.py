@@ -54,7 +54,7 @@ def _scores(pred: pd.DataFrame) -> dict:
     }
 
 
-def run_default(manifest: pd.DataFrame, bundle_dir: Path) -> dict:
+def run_default(manifest: pd.DataFrame, bundle_dir: Path, predictions: Path | None = None) -> dict:
     from ser_lib.bundle import ModelBundle
     from ser_lib.featurize import EncoderExtractor, featurize_files
 
@@ -74,6 +74,8 @@ def run_default(manifest: pd.DataFrame, bundle_dir: Path) -> dict:
     split = split_manifest(manifest.reset_index(drop=True), split="speaker", seed=0)
     test_paths = set(manifest.reset_index(drop=True)["path"].iloc[split.test])
     urdu_test = new[(new["corpus"] == "URDU") & new["path"].isin(test_paths)]
+    if predictions is not None:  # the held-out run's predictions on the four, then every clip of the others
+        save_predictions(pd.concat([heldout, new], ignore_index=True), predictions)
     return {
         "model": str(bundle_dir),
         "unseen": _scores(new),
@@ -83,9 +85,18 @@ def run_default(manifest: pd.DataFrame, bundle_dir: Path) -> dict:
     }
 
 
-def run_training(manifest: pd.DataFrame, cfg: TrainConfig, save: Path | None = None) -> dict:
+def save_predictions(pred: pd.DataFrame, path: Path) -> None:
+    """Per-file probabilities of a run (``<run>.predictions.csv.gz``), so that models can be compared
+    or combined file by file later without training again (``--combine``)."""
+    cols = ["path", "corpus", "speaker", "emotion", "predicted"] + [c for c in pred.columns if c.startswith("p_")]
+    pred[cols].round(5).to_csv(path, index=False)
+
+
+def run_training(manifest: pd.DataFrame, cfg: TrainConfig, save: Path | None = None, predictions: Path | None = None) -> dict:
     result = train(manifest, cfg)
     pred = result.evaluation.predictions
+    if predictions is not None:
+        save_predictions(pred, predictions)
     out = {
         "config": {k: v for k, v in vars(cfg).items() if not k.startswith("_")},
         "seconds": round(result.seconds, 1),
@@ -102,6 +113,40 @@ def run_training(manifest: pd.DataFrame, cfg: TrainConfig, save: Path | None = N
         folder = result.bundle.save(save, evaluation=result.evaluation.to_json(), overwrite=True)
         out["saved"] = str(folder)
     return out
+
+
+def run_combined(out: Path, multi_heldout: Path, weights: list[float] | None) -> None:
+    """The combined model (the shipped default: the four-corpus and the multi-corpus heads, their
+    probabilities' log-linear average), scored from the runs' saved per-file predictions, no training:
+
+    - ``combined-heldout``: the four-corpus recipe's held-out predictions (and its predictions on the
+      corpora it never heard) with ``multi_heldout``'s held-out predictions, on the clips both have;
+    - ``combined-loco-C``: two members that never heard C: ``four-loco-C`` (or, for a corpus outside
+      the four, the four-corpus default) with ``loco-C``.
+    """
+    from ser_lib.ensemble import combine_predictions, read_predictions
+
+    def table(name: str) -> pd.DataFrame | None:
+        f = out / f"{name}.predictions.csv.gz"
+        return read_predictions(f) if f.is_file() else None
+
+    four = table("default")
+    if four is None:
+        raise SystemExit(f"no {out}/default.predictions.csv.gz: run --runs default first")
+    labels = [c[2:] for c in four.columns if c.startswith("p_")]
+    pairs = {"combined-heldout": (four, read_predictions(multi_heldout))}
+    for f in sorted(out.glob("loco-*.predictions.csv.gz")):
+        corpus = f.name.removeprefix("loco-").removesuffix(".predictions.csv.gz")
+        other = table(f"four-loco-{corpus}") if corpus in ACTED_ENGLISH else four[four["corpus"] == corpus]
+        if other is not None and len(other):
+            pairs[f"combined-loco-{corpus}"] = (other, read_predictions(f))
+    for name, (a, b) in pairs.items():
+        pred = combine_predictions([a, b], labels, weights)
+        res = {"members": ["four-corpus", "multi-corpus"], "weights": weights or [0.5, 0.5], **_scores(pred)}
+        if name == "combined-heldout":
+            res["urdu_heldout_speakers"] = four_class_metrics(pred[pred["corpus"] == "URDU"])
+        (out / f"{name}.json").write_text(json.dumps(res, indent=1, default=float))
+        print(f"{name}: {len(pred):,} clips, four-class UA {res['four']['UA']:.3f}")
 
 
 def loco_manifest(manifest: pd.DataFrame, holdout: str, args) -> pd.DataFrame:
@@ -174,11 +219,26 @@ def main() -> None:
     p.add_argument(
         "--write-cards", metavar="NEW_BUNDLE", help="record the figures in the default's card and NEW_BUNDLE's, then stop"
     )
+    p.add_argument(
+        "--combine",
+        action="store_true",
+        help="score the combined model (four-corpus + multi-corpus heads) from the saved predictions, then stop",
+    )
+    p.add_argument(
+        "--multi-heldout",
+        default=str(ROOT / "models" / "multicorpus-heldout"),
+        help="the multi-corpus held-out bundle whose evaluation.json --combine uses (default models/multicorpus-heldout)",
+    )
+    p.add_argument("--weights", nargs=2, type=float, help="--combine: weights of the four-corpus and multi-corpus members")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.write_cards:
         write_cards(out, Path(args.default), Path(args.write_cards))
+        return
+    if args.combine:
+        run_combined(out, Path(args.multi_heldout), args.weights)
+        print_table(out)
         return
     manifest = find_corpora(args.data).manifest
     for run in args.runs:
@@ -188,25 +248,29 @@ def main() -> None:
             continue
         t0 = time.time()
         common = dict(epochs=args.epochs, n_jobs=2, telephone_eval=run == "heldout")
+        preds = out / f"{run}.predictions.csv.gz"
         if run == "default":
-            res = run_default(manifest, Path(args.default))
+            res = run_default(manifest, Path(args.default), preds)
         elif run == "heldout":
             res = run_training(
-                manifest, TrainConfig(split="speaker", **common), Path(args.save_heldout) if args.save_heldout else None
+                manifest, TrainConfig(split="speaker", **common), Path(args.save_heldout) if args.save_heldout else None, preds
             )
         elif run == "heldout-uniform":  # the same without balanced sampling (every clip equally likely)
             res = run_training(
                 manifest,
                 TrainConfig(split="speaker", balance=False, **{**common, "telephone_eval": True}),
                 Path(args.save_heldout) if args.save_heldout else None,
+                preds,
             )
         elif run.startswith("loco-"):
             res = run_training(
-                loco_manifest(manifest, run[5:], args), TrainConfig(split="corpus", holdout_corpus=run[5:], **common)
+                loco_manifest(manifest, run[5:], args),
+                TrainConfig(split="corpus", holdout_corpus=run[5:], **common),
+                predictions=preds,
             )
         elif run.startswith("four-loco-"):
             cfg = TrainConfig(split="corpus", holdout_corpus=run[10:], corpora=ACTED_ENGLISH, **common)
-            res = run_training(loco_manifest(manifest, run[10:], args), cfg)
+            res = run_training(loco_manifest(manifest, run[10:], args), cfg, predictions=preds)
         else:
             raise SystemExit(f"unknown run {run!r}: default, heldout, loco-CORPUS or four-loco-CORPUS")
         res["wall_s"] = round(time.time() - t0, 1)
@@ -232,11 +296,11 @@ def print_table(out: Path) -> None:
         for c, m in d["unseen"]["four"].get("per_corpus", {}).items():
             rows.append(("four-corpus default", "corpus unseen", c, m["UA"], None))
         rows.append(("four-corpus default", "held-out speakers", "URDU (test speakers)", d["urdu_heldout_speakers"]["UA"], None))
-    for run_name in ("heldout", "heldout-uniform"):
+    names = {"heldout": "multi-corpus", "heldout-uniform": "multi-corpus, uniform sampling", "combined-heldout": "combined"}
+    for run_name, who in names.items():
         if run_name not in runs:
             continue
         h = runs[run_name]
-        who = "multi-corpus" if run_name == "heldout" else "multi-corpus, uniform sampling"
         for c, m in h["four"]["per_corpus"].items():
             rows.append((who, "held-out speakers", c, m["UA"], h["eight"]["per_corpus"][c]["UA"]))
         rows.append((who, "held-out speakers", "all corpora", h["four"]["UA"], h["eight"]["overall"]["UA"]))
@@ -244,11 +308,11 @@ def print_table(out: Path) -> None:
         rows.append((who, "held-out speakers", "the four acted corpora", None, acted["UA"] if acted else None))
         if h.get("urdu_heldout_speakers"):
             rows.append((who, "held-out speakers", "URDU (test speakers)", h["urdu_heldout_speakers"]["UA"], None))
+    recipes = {"four-loco-": "four-corpus recipe", "loco-": "multi-corpus", "combined-loco-": "combined"}
     for name, r in runs.items():
-        if name.startswith("loco-") or name.startswith("four-loco-"):
-            c = name.split("loco-")[1]
-            who = "multi-corpus" if name.startswith("loco-") else "four-corpus recipe"
-            rows.append((who, "corpus left out", c, r["four"]["UA"], None))
+        for prefix, who in recipes.items():
+            if name.startswith(prefix):
+                rows.append((who, "corpus left out", name.removeprefix(prefix), r["four"]["UA"], None))
     cols = ["model", "protocol", "corpus", "UA (4 classes)", "UA (8 classes)"]
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

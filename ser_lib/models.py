@@ -175,6 +175,26 @@ def encoder_head(
 
 
 @keras.saving.register_keras_serializable(package="ser_lib")
+class LogLinearPool(layers.Layer):
+    """Combine the class probabilities of several models: ``softmax(sum_i w_i * log p_i)``, the
+    weighted geometric mean renormalised (a product of experts). A class one member rules out
+    stays unlikely, unlike an arithmetic mean. Used by :func:`ser_lib.ensemble.combine_bundles`;
+    :func:`ser_lib.ensemble.combine_probabilities` is the same in NumPy.
+    """
+
+    def __init__(self, member_weights=(0.5, 0.5), **kwargs):
+        super().__init__(**kwargs)
+        self.member_weights = [float(w) for w in member_weights]
+
+    def call(self, inputs):
+        logits = sum(w * ops.log(ops.clip(p, 1e-7, 1.0)) for w, p in zip(self.member_weights, inputs, strict=True))
+        return ops.softmax(logits, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "member_weights": self.member_weights}
+
+
+@keras.saving.register_keras_serializable(package="ser_lib")
 class MaskedCrossEntropy(keras.losses.Loss):
     """Categorical cross-entropy over the emotions the clip's corpus labels.
 

@@ -224,6 +224,25 @@ def cmd_calibrate(args) -> int:
     return EXIT_OK
 
 
+def cmd_combine(args) -> int:
+    from ..ensemble import combine_bundles
+
+    bundle, evaluation = combine_bundles(args.members, weights=args.weights, predictions=args.predictions)
+    bundle.card["training"]["command"] = " ".join(["python -m ser_lib", *args.argv])
+    folder = bundle.save(args.out, evaluation=evaluation.to_json() if evaluation else None, overwrite=args.overwrite)
+    weights = bundle.card["training"]["ensemble"]["weights"]
+    print(f"saved {folder}: {' + '.join(f'{w:g} x {Path(m).name}' for w, m in zip(weights, args.members, strict=True))}")
+    if evaluation is None:
+        print("no held-out figures: not every member has held-out predictions (evaluation.json or --predictions)")
+        return EXIT_OK
+    print(
+        f"held-out figures from the members' held-out predictions, combined on the {evaluation.overall['n']:,} clips they share:"
+    )
+    print(evaluation.summary_table().round(3).to_string())
+    print(f"next: python -m ser_lib calibrate {folder}   (temperature and 'uncertain' threshold for the combined model)")
+    return EXIT_OK
+
+
 def cmd_export_onnx(args) -> int:
     from ..export import export_bundle
 
@@ -385,6 +404,30 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle folders, e.g. models/default")
     cal.add_argument("--dry-run", action="store_true", help="print the figures without changing the card")
     cal.set_defaults(func=cmd_calibrate)
+
+    cb = sub.add_parser(
+        "combine",
+        epilog=EXIT_CODES_HELP,
+        help="combine bundles into one model (log-linear average of their probabilities)",
+        description=(
+            "Make one bundle that runs every MEMBER on the same input and returns the weighted geometric mean "
+            "of their probabilities, renormalised. Members need the same labels and front end. Its held-out "
+            "figures (card and evaluation.json) combine the members' held-out predictions file by file, on the "
+            "clips they all predicted; calibrate it afterwards. The shipped default is made this way."
+        ),
+    )
+    cb.add_argument("members", nargs="+", metavar="MEMBER", help="bundle folders, e.g. models/four-corpus models/multicorpus")
+    cb.add_argument("--out", required=True, metavar="DIR", help="folder for the combined bundle")
+    cb.add_argument("--weights", nargs="+", type=float, metavar="W", help="one weight per member (default: equal)")
+    cb.add_argument(
+        "--predictions",
+        nargs="+",
+        metavar="FILE",
+        help="one per member: its held-out predictions (an evaluation.json, a bundle folder or a predictions CSV); "
+        "default: each member's evaluation.json",
+    )
+    cb.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    cb.set_defaults(func=cmd_combine)
 
     x = sub.add_parser(
         "export-onnx",

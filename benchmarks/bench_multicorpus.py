@@ -11,7 +11,13 @@ second call skips finished runs):
 - ``heldout-uniform``: the same without balanced sampling (every training clip equally likely);
 - ``loco-<CORPUS>``: the new recipe trained without CORPUS, tested on all of it (by default on the
   held-out run's training speakers of the other corpora: see ``--loco-train``);
-- ``four-loco-<CORPUS>``: the four-corpus recipe trained without one of the four, tested on it.
+- ``four-loco-<CORPUS>``: the four-corpus recipe trained without one of the four, tested on it;
+- ``all``: the multi-corpus recipe on every speaker (``--save-all``, default ``models/multicorpus``: the
+  second head of the shipped default), carrying ``--multi-heldout``'s held-out figures.
+
+``--combine`` then scores the combined model (the four-corpus and multi-corpus heads, log-linear
+average) from the runs' saved per-file predictions, and ``--write-cards`` records the four-class figures
+in the bundles' cards.
 
 Every run is scored on eight classes per corpus (as before) and on four classes (angry, happy,
 neutral with calm folded in, sad: :func:`ser_lib.evaluation.four_class_metrics`), which every
@@ -83,6 +89,28 @@ def run_default(manifest: pd.DataFrame, bundle_dir: Path, predictions: Path | No
         "urdu_heldout_speakers": four_class_metrics(urdu_test),
         "seconds": round(time.time() - t0, 1),
     }
+
+
+def keep_frames_in_memory() -> None:
+    """Load each file's frames once per process: the runs of one call share them (the training code
+    reads them through ``ser_lib.training._features``). Reading the cache back costs minutes per
+    run (about 40,000 files of frames), training a leave-one-corpus-out head about five."""
+    import ser_lib.training as training
+
+    original = training._features
+    memo: dict[str, dict] = {}
+
+    def cached(extractor, paths, progress, n_jobs, label):
+        key = json.dumps(extractor.settings(), sort_keys=True, default=str)
+        values, failed = memo.setdefault(key, ({}, {}))
+        todo = [p for p in dict.fromkeys(paths) if p not in values]
+        if todo:
+            got, failures = original(extractor, todo, progress, n_jobs, label)
+            values.update(zip(todo, got, strict=True))
+            failed.update(dict(failures))
+        return [values[p] for p in paths], [(p, failed[p]) for p in paths if p in failed]
+
+    training._features = cached
 
 
 def save_predictions(pred: pd.DataFrame, path: Path) -> None:
@@ -170,26 +198,40 @@ def _rows(metrics_per_corpus: dict, protocol: str) -> list[dict]:
     ]
 
 
-def write_cards(out: Path, default_dir: Path, new_dir: Path | None) -> None:
-    """Record the four-class figures in the bundles' cards (``metrics.cross_corpus``), for the Evaluation page."""
+def write_cards(out: Path, four_dir: Path, multi_dir: Path, combined_dir: Path) -> None:
+    """Record the four-class figures in the bundles' cards (``metrics.cross_corpus``), for the Evaluation
+    page: the four-corpus model, the multi-corpus held-out bundle and the combined default, each with its
+    recipe's held-out speakers and its leave-one-corpus-out runs."""
     from ser_lib.cards import read_card
     from ser_lib.io import atomic_write_text, dumps_json
 
     runs = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
     note = "four classes: angry, happy, neutral (calm folded in), sad; benchmarks/bench_multicorpus.py"
+
+    def left_out(prefix: str) -> list[dict]:
+        return [
+            row
+            for name, r in runs.items()
+            if name.startswith(prefix)
+            for row in _rows({name.removeprefix(prefix): r["four"]}, "corpus left out")
+        ]
+
     blocks = {}
     if "default" in runs:
         d = runs["default"]
         rows = _rows(d["heldout_acted"]["four"]["per_corpus"], "held-out speakers")
         rows += _rows(d["unseen"]["four"]["per_corpus"], "corpus unseen")
-        blocks[default_dir] = rows
-    if new_dir is not None and "heldout" in runs:
-        rows = _rows(runs["heldout"]["four"]["per_corpus"], "held-out speakers")
-        for name, r in runs.items():
-            if name.startswith("loco-"):
-                rows += _rows({name[5:]: r["four"]}, "corpus left out")
-        blocks[new_dir] = rows
+        blocks[four_dir] = rows + left_out("four-loco-")
+    if "heldout" in runs:
+        blocks[multi_dir] = _rows(runs["heldout"]["four"]["per_corpus"], "held-out speakers") + left_out("loco-")
+    if "combined-heldout" in runs:
+        blocks[combined_dir] = _rows(runs["combined-heldout"]["four"]["per_corpus"], "held-out speakers") + left_out(
+            "combined-loco-"
+        )
     for folder, rows in blocks.items():
+        if not (folder / "card.json").is_file():
+            print(f"{folder}: no bundle there, skipped")
+            continue
         card = read_card(folder)
         card.setdefault("metrics", {})["cross_corpus"] = {"note": note, "rows": rows}
         atomic_write_text(folder / "card.json", dumps_json(card))
@@ -202,13 +244,20 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", default=["default", "heldout"])
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument(
-        "--default",
-        default=str(ROOT / "models" / "default"),
+        "--four-corpus",
+        dest="default",
+        default=str(ROOT / "models" / "four-corpus"),
         help="the four-corpus model, scored on the corpora it never heard; its evaluation.json holds its recipe's "
-        "held-out predictions on the four (default models/default)",
+        "held-out predictions on the four (default models/four-corpus)",
     )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "multicorpus"))
     p.add_argument("--save-heldout", help="save the held-out run's bundle here")
+    p.add_argument(
+        "--save-all",
+        default=str(ROOT / "models" / "multicorpus"),
+        help="run 'all' (the multi-corpus recipe on every speaker) saves its bundle here (default models/multicorpus)",
+    )
+    p.add_argument("--all-epochs", type=int, default=20, help="epochs of run 'all' (default 20, as the held-out run)")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.add_argument(
         "--loco-train",
@@ -217,8 +266,11 @@ def main() -> None:
         help="leave-one-corpus-out runs train on the held-out run's training speakers of the other corpora (default), or all",
     )
     p.add_argument(
-        "--write-cards", metavar="NEW_BUNDLE", help="record the figures in the default's card and NEW_BUNDLE's, then stop"
+        "--write-cards",
+        action="store_true",
+        help="record the four-class figures in the cards of the four-corpus model, --multi-heldout and --combined, then stop",
     )
+    p.add_argument("--combined", default=str(ROOT / "models" / "default"), help="the combined bundle (default models/default)")
     p.add_argument(
         "--combine",
         action="store_true",
@@ -234,13 +286,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.write_cards:
-        write_cards(out, Path(args.default), Path(args.write_cards))
+        write_cards(out, Path(args.default), Path(args.multi_heldout), Path(args.combined))
         return
     if args.combine:
         run_combined(out, Path(args.multi_heldout), args.weights)
         print_table(out)
         return
     manifest = find_corpora(args.data).manifest
+    keep_frames_in_memory()
     for run in args.runs:
         path = out / f"{run}.json"
         if path.exists() and not args.force:
@@ -262,6 +315,22 @@ def main() -> None:
                 Path(args.save_heldout) if args.save_heldout else None,
                 preds,
             )
+        elif run == "all":  # the multi-corpus recipe on every speaker, carrying --multi-heldout's figures
+            from ser_lib.cards import carry_held_out_figures, read_card
+
+            cfg = TrainConfig(split="none", **{**common, "epochs": args.all_epochs, "telephone_eval": False})
+            result = train(manifest, cfg)
+            evaluation = carry_held_out_figures(result.bundle.card, read_card(args.multi_heldout), args.multi_heldout)
+            result.bundle.card["training"]["command"] = (
+                f"python benchmarks/bench_multicorpus.py --runs all --all-epochs {args.all_epochs}"
+            )
+            folder = result.bundle.save(args.save_all, evaluation=evaluation, overwrite=True)
+            res = {
+                "config": {k: v for k, v in vars(cfg).items() if not k.startswith("_")},
+                "seconds": round(result.seconds, 1),
+                "epochs_run": int(len(result.history)),
+                "saved": str(folder),
+            }
         elif run.startswith("loco-"):
             res = run_training(
                 loco_manifest(manifest, run[5:], args),

@@ -305,6 +305,10 @@ class ModelBundle:
             what = "2D CNN on log-mel"
         else:
             what = f"{fe.backbone} encoder + CNN head"
+        members = (((self.card.get("training") or {}).get("ensemble") or {}).get("members")) or []
+        if members:  # a combined bundle (ser_lib.ensemble): its heads, named
+            names = ", ".join(str(m.get("name", "?")) for m in members if isinstance(m, dict))
+            what = what.replace("CNN head", f"{len(members)} CNN heads combined: {names}")
         metrics = self.card.get("metrics") or {}
         ua = (metrics.get("overall") or {}).get("UA")
         source = metrics.get("source") if isinstance(metrics.get("source"), str) else ""

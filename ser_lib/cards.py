@@ -199,3 +199,18 @@ def check_backbone(card: dict, folder: Path | str = "<card>") -> None:
         )
     if card["frontend"].get("kind") != "encoder" or card["frontend"].get("sha256") != backbone["sha256"]:
         raise BundleError(f"The card in {folder} names encoder weights its front end does not use: it is damaged.")
+
+
+def carry_held_out_figures(card: dict, held_out: dict, folder: str | os.PathLike) -> dict | None:
+    """Give a model trained on every speaker (``card``) the figures of its recipe's held-out run.
+
+    ``held_out`` is the held-out run's card (from bundle ``folder``): its metrics (named in
+    ``metrics.source``) and its training (``training.held_out_run``) go into ``card``, which is
+    changed in place. Returns the held-out run's ``evaluation.json`` (its per-file predictions, to
+    save with the model), or ``None`` if it has none.
+    """
+    card["metrics"] = dict(held_out.get("metrics", {}))
+    card["metrics"]["source"] = f"held-out run {Path(folder).name}"
+    card.setdefault("training", {})["held_out_run"] = held_out.get("training", {})
+    ev = Path(folder) / EVALUATION_FILE
+    return json.loads(ev.read_text()) if ev.is_file() else None

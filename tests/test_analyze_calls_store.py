@@ -38,9 +38,7 @@ def make_archive(folder: Path, *, calls: int = 3, seconds: float = 6.0, broken: 
     names = []
     for i in range(calls):
         style = "angry" if i % 2 else "neutral"
-        x = make_call(
-            [("agent", "neutral", 0.3, 2.2), ("customer", style, 2.8, seconds - 3.2)], total_s=seconds, seed=i
-        )
+        x = make_call([("agent", "neutral", 0.3, 2.2), ("customer", style, 2.8, seconds - 3.2)], total_s=seconds, seed=i)
         name = f"q2/call{i}.wav" if i == calls - 1 else f"call{i}.wav"
         sf.write(folder / name, x.T, SR)
         names.append(name)
@@ -77,9 +75,7 @@ def run_engine(archive: Path, store_path: Path, outcomes_of, **plan_kwargs):
     spec = AnalysisSpec(model=str(bundle.path))
     outcomes = outcomes_of(jobs_for(plan.todo, plan.root), spec)
     meta = read_metadata_csv(archive / "calls.csv")
-    return run_archive(
-        plan, outcomes, store=store, model_name=name, model_sha256=sha, labels=bundle.labels, metadata=meta.get
-    )
+    return run_archive(plan, outcomes, store=store, model_name=name, model_sha256=sha, labels=bundle.labels, metadata=meta.get)
 
 
 @pytest.fixture(scope="module")

@@ -430,7 +430,7 @@ def test_live_replay_plays_the_audio_in_step_and_says_how_fast_it_runs(app_url, 
         page.get_by_role("option", name="2x").click()
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=TIMEOUT_MS)
         page.get_by_role("button", name="Start the live replay").click()
-        page.wait_for_selector('text=/Live: 00:0[2-9] of 00:11/', timeout=TIMEOUT_MS)
+        page.wait_for_selector("text=/Live: 00:0[2-9] of 00:11/", timeout=TIMEOUT_MS)
         audio = page.evaluate(
             """() => { const a = document.querySelector('.st-key-calls_live_audio audio');
                        return a ? {paused: a.paused, rate: a.playbackRate, t: a.currentTime} : null; }"""
@@ -441,7 +441,7 @@ def test_live_replay_plays_the_audio_in_step_and_says_how_fast_it_runs(app_url, 
         assert audio is not None and 1.6 <= audio["rate"] <= 2.0 and not audio["paused"] and audio["t"] > 0.5, audio
         assert "asked 2x, running at" in status and "x real time" in status, status
         assert "Q1" not in " ".join(page.locator('[data-testid="stMetric"]').all_inner_texts())  # no quarters live
-        page.wait_for_selector('text=/Replay finished: 00:11 of call in/', timeout=TIMEOUT_MS)
+        page.wait_for_selector("text=/Replay finished: 00:11 of call in/", timeout=TIMEOUT_MS)
         _rendered(page, 'h3:has-text("Strongest negative moments")', charts=1)
         page.screenshot(path=str(tmp_path / "live-replay-finished.png"), full_page=True)
         done = page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
@@ -462,7 +462,7 @@ def test_a_long_analysis_can_be_cancelled(app_url, browser, tmp_path):
     try:
         page.goto(app_url + "/Call_timeline")
         _upload_call(page, str(call))
-        page.wait_for_selector('text=/Analysing long-call.wav… 0[0-9]:/', timeout=TIMEOUT_MS)
+        page.wait_for_selector("text=/Analysing long-call.wav… 0[0-9]:/", timeout=TIMEOUT_MS)
         page.get_by_role("button", name="Cancel the analysis").click()
         page.wait_for_selector('text="The analysis of long-call.wav was cancelled."', timeout=TIMEOUT_MS)
         _rendered(page, 'button:has-text("Analyse it")')

@@ -142,8 +142,14 @@ def test_relabel_swaps_the_parties_by_channel_without_new_windows(call_analysis)
 
 def test_relabel_leaves_a_mono_call_alone_and_refuses_a_party_twice(call_analysis):
     mono = CallAnalysis(
-        call_analysis.segments.iloc[:0], call_analysis.windows.iloc[:0], call_analysis.speech.iloc[:0],
-        {"parties": {}}, 10.0, ["speaker"], call_analysis.labels, settings={},
+        call_analysis.segments.iloc[:0],
+        call_analysis.windows.iloc[:0],
+        call_analysis.speech.iloc[:0],
+        {"parties": {}},
+        10.0,
+        ["speaker"],
+        call_analysis.labels,
+        settings={},
     )
     assert cv.relabel(mono, ("customer", "agent")) is mono
     with pytest.raises(ParameterError, match=r"must name each of the call's 2 channels once"):
@@ -260,8 +266,12 @@ def test_an_example_call_is_built_from_the_cards_held_out_speakers(example_manif
 
 def test_an_example_call_for_a_model_trained_on_everyone_says_so(example_manifest):
     card = {
-        "training": {"split": "none", "train_speakers": ["CREMA-D_1001", "CREMA-D_1002", "CREMA-D_1003"], "test_speakers": [],
-                     "held_out_run": {"test_speakers": ["CREMA-D_1001", "CREMA-D_1002"]}},
+        "training": {
+            "split": "none",
+            "train_speakers": ["CREMA-D_1001", "CREMA-D_1002", "CREMA-D_1003"],
+            "test_speakers": [],
+            "held_out_run": {"test_speakers": ["CREMA-D_1001", "CREMA-D_1002"]},
+        },
         "metrics": {"source": "held-out run sibling-heldout"},
     }
     ex = cv.example_call(example_manifest, card, model="final")

@@ -33,24 +33,33 @@ from ser_lib.errors import CorpusError
     [
         (
             "Actor_01/03-01-05-02-01-02-01.wav",
-            dict(corpus="RAVDESS", speaker="RAVDESS_01", gender="male", emotion="angry", intensity="strong",
-                 text_id="statement01"),
+            dict(
+                corpus="RAVDESS", speaker="RAVDESS_01", gender="male", emotion="angry", intensity="strong", text_id="statement01"
+            ),
         ),
         ("Actor_12/03-01-08-01-02-01-12.flac", dict(speaker="RAVDESS_12", gender="female", emotion="surprise")),
-        ("YAF_pleasant_surprised/YAF_bite_ps.wav", dict(corpus="TESS", speaker="TESS_YAF", emotion="surprise",
-                                                          code="ps", text_id="bite")),
+        (
+            "YAF_pleasant_surprised/YAF_bite_ps.wav",
+            dict(corpus="TESS", speaker="TESS_YAF", emotion="surprise", code="ps", text_id="bite"),
+        ),
         ("OAF_neutral/OA_bite_neutral.wav", dict(corpus="TESS", speaker="TESS_OAF", emotion="neutral")),
         ("DC_sa03.wav", dict(corpus="SAVEE", speaker="SAVEE_DC", emotion="sad", code="sa")),
         ("ALL/JE_su03.opus", dict(corpus="SAVEE", speaker="SAVEE_JE", emotion="surprise", code="su")),
         ("JK/a01.wav", dict(corpus="SAVEE", speaker="SAVEE_JK", emotion="angry")),
-        ("AudioWAV/1001_DFA_ANG_XX.wav", dict(corpus="CREMA-D", speaker="CREMA-D_1001", emotion="angry",
-                                              intensity="unspecified", text_id="DFA")),
+        (
+            "AudioWAV/1001_DFA_ANG_XX.wav",
+            dict(corpus="CREMA-D", speaker="CREMA-D_1001", emotion="angry", intensity="unspecified", text_id="DFA"),
+        ),
         ("1091_IEO_FEA_HI.wav", dict(emotion="fear", intensity="high")),
-        ("Angry/SM2_F27_A049.wav", dict(corpus="URDU", speaker="URDU_SM2", gender="male", emotion="angry",
-                                        intensity="natural", text_id="F27")),
+        (
+            "Angry/SM2_F27_A049.wav",
+            dict(corpus="URDU", speaker="URDU_SM2", gender="male", emotion="angry", intensity="natural", text_id="F27"),
+        ),
         ("Sad/SF10_F3_S003.opus", dict(corpus="URDU", speaker="URDU_SF10", gender="female", emotion="sad")),
-        ("05Angry/a5-03-01-02-50.wav", dict(corpus="ASED", speaker="ASED_50", gender="male", emotion="angry",
-                                            text_id="sentence03")),
+        (
+            "05Angry/a5-03-01-02-50.wav",
+            dict(corpus="ASED", speaker="ASED_50", gender="male", emotion="angry", text_id="sentence03"),
+        ),
         ("04Sad/S4-04-02-01-29.opus", dict(corpus="ASED", speaker="ASED_29", gender="female", emotion="sad")),
         ("02Fearful/f2-01-01-01-07.wav", dict(corpus="ASED", emotion="fear", code="f2")),
         ("f1/rab-f1-b1.wav", dict(corpus="EMOVO", speaker="EMOVO_f1", gender="female", emotion="angry")),
@@ -66,10 +75,21 @@ def test_parse_filename(path, expected):
 
 @pytest.mark.parametrize(
     "path",
-    ["notes.wav", "Actor_01/03-02-05-01-01-01-01.wav", "Actor_01/03-01-09-01-01-01-01.wav", "XY_a01.wav",
-     "a01.wav", "1001_DFA_XXX_XX.wav", "OAF_back_bored.wav",
-     # URDU with an unknown emotion letter, ASED whose letter and number disagree, EMOVO's unknown code
-     "SM1_F10_X010.wav", "h1-01-01-01-01.wav", "a5-01-01-03-01.wav", "ans-f1-b1.wav", "rab-x1-b1.wav"],
+    [
+        "notes.wav",
+        "Actor_01/03-02-05-01-01-01-01.wav",
+        "Actor_01/03-01-09-01-01-01-01.wav",
+        "XY_a01.wav",
+        "a01.wav",
+        "1001_DFA_XXX_XX.wav",
+        "OAF_back_bored.wav",
+        # URDU with an unknown emotion letter, ASED whose letter and number disagree, EMOVO's unknown code
+        "SM1_F10_X010.wav",
+        "h1-01-01-01-01.wav",
+        "a5-01-01-03-01.wav",
+        "ans-f1-b1.wav",
+        "rab-x1-b1.wav",
+    ],
 )
 def test_parse_filename_rejects(path):
     assert parse_filename(path) is None
@@ -176,8 +196,12 @@ def test_folder_without_corpus_lists_expected_layouts(tmp_path, make_tone):
     make_tone(name="my_recording.wav")
     with pytest.raises(CorpusError, match=r"No corpus files under .*1 unrecognised") as info:
         find_corpora(tmp_path)
-    for layout in ("Actor_NN/03-01-05-01-02-01-12.wav", "OAF_angry/OAF_back_angry.wav", "DC_a01.wav",
-                   "AudioWAV/1001_DFA_ANG_XX.wav"):
+    for layout in (
+        "Actor_NN/03-01-05-01-02-01-12.wav",
+        "OAF_angry/OAF_back_angry.wav",
+        "DC_a01.wav",
+        "AudioWAV/1001_DFA_ANG_XX.wav",
+    ):
         assert layout in str(info.value)
 
 
@@ -195,9 +219,7 @@ def raw_scan(raw_sample):
 
 
 def test_raw_sample_counts(raw_scan):
-    assert raw_scan.manifest["corpus"].value_counts().to_dict() == {
-        "RAVDESS": 17, "SAVEE": 14, "TESS": 18, "CREMA-D": 82
-    }
+    assert raw_scan.manifest["corpus"].value_counts().to_dict() == {"RAVDESS": 17, "SAVEE": 14, "TESS": 18, "CREMA-D": 82}
     assert raw_scan.skipped == []
     assert raw_scan.manifest["duration"].gt(1.0).all()  # AIFF-in-.wav and 96 kHz headers read too
 
@@ -219,9 +241,14 @@ def test_new_corpora_on_a_fake_tree(tmp_path):
 
     y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000)
     names = [
-        "urdu/Angry/SM1_F10_A010.wav", "urdu/Neutral/SF2_F1_N001.wav",
-        "ased/05Angry/a5-01-01-01-21.wav", "ased/04Sad/s4-01-01-01-21.wav", "ased/03Happy/h3-01-01-02-21.wav",
-        "ased/01Neutral/n1-02-01-02-07.wav", "emovo/f2/neu-f2-b1.wav", "emovo/m1/pau-m1-d2.wav",
+        "urdu/Angry/SM1_F10_A010.wav",
+        "urdu/Neutral/SF2_F1_N001.wav",
+        "ased/05Angry/a5-01-01-01-21.wav",
+        "ased/04Sad/s4-01-01-01-21.wav",
+        "ased/03Happy/h3-01-01-02-21.wav",
+        "ased/01Neutral/n1-02-01-02-07.wav",
+        "emovo/f2/neu-f2-b1.wav",
+        "emovo/m1/pau-m1-d2.wav",
     ]
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

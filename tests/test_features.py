@@ -61,8 +61,7 @@ def test_notebook_front_end_crops_like_the_notebook(synth):
     assert len(cropped) == int(2.5 * SEED_SR)
     window = librosa.resample(y, orig_sr=16_000, target_sr=SEED_SR, res_type="soxr_hq")[13230 : 13230 + 55125]
     np.testing.assert_allclose(fe(y, 16_000), notebook_features(window, sr=SEED_SR), rtol=1e-3, atol=1e-5)
-    assert json.loads(json.dumps(fe.settings())) == {"kind": "notebook162", "sample_rate": 22050, "offset": 0.6,
-                                                     "duration": 2.5}
+    assert json.loads(json.dumps(fe.settings())) == {"kind": "notebook162", "sample_rate": 22050, "offset": 0.6, "duration": 2.5}
 
 
 def test_notebook_front_end_keeps_short_uploads_whole(synth):

@@ -57,7 +57,9 @@ def test_onnx_and_keras_agree_for_every_model_type(saved):
         assert keras_p.std() > 1e-3, "the model should not be answering uniformly"
 
 
-@pytest.mark.parametrize("name", ["default", "multicorpus-heldout", "logmel-cnn-heldout", "notebook-cnn1d-heldout"])
+@pytest.mark.parametrize(
+    "name", ["default", "four-corpus", "multicorpus-heldout", "logmel-cnn-heldout", "notebook-cnn1d-heldout"]
+)
 def test_the_shipped_bundles_run_with_onnx_as_keras_did(name):
     bundle = ModelBundle.load(MODELS_DIR / name)
     model = bundle.keras_model()  # model.keras, checked against the card's hash

@@ -35,6 +35,23 @@ def default_only(monkeypatch, tmp_path):
     return models
 
 
+@pytest.fixture
+def four_corpus_only(monkeypatch, tmp_path):
+    """A models folder holding a copy of the four-corpus model (a temperature calibrates it), and no corpora."""
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR / "four-corpus", models / "four-corpus")
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "no-corpora-here"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(models))
+    monkeypatch.setenv("SER_MODEL", str(models / "four-corpus"))
+    monkeypatch.delenv("SER_UNCERTAIN_BELOW", raising=False)
+    return models
+
+
+def threshold() -> float:
+    """The shipped default's 'uncertain' threshold, from its card."""
+    return json.loads((MODELS_DIR / "default" / "card.json").read_text())["decision"]["uncertain_below"]
+
+
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT)
     at.switch_page(page)
@@ -76,7 +93,7 @@ def test_predict_names_an_emotion_or_says_uncertain_with_the_slider(default_only
     at = open_page("pages/5_Predict.py")
     at.file_uploader(key="predict_uploads").upload("speech.wav", wav(speechlike(3.0)), "audio/wav").run()
     assert not at.exception
-    assert at.slider(key="predict_uncertain_below").value == pytest.approx(0.5, abs=0.01)  # the card's threshold
+    assert at.slider(key="predict_uncertain_below").value == pytest.approx(threshold(), abs=0.01)  # the card's
     at.slider(key="predict_uncertain_below").set_value(0.0).run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Emotion"] in EMOTIONS and metrics["Confidence"].endswith("%")
@@ -98,7 +115,7 @@ def test_predict_names_an_emotion_or_says_uncertain_with_the_slider(default_only
     assert f"valence {v:+.2f}, arousal {a:+.2f} (each from -1 to +1)." in texts(at.caption)
 
 
-def test_evaluation_shows_the_reliability_diagram_with_ece(default_only):
+def test_evaluation_shows_the_reliability_diagram_with_ece(four_corpus_only):
     at = open_page("pages/4_Evaluation.py")
     assert not at.exception and not at.error, texts(at.error)
     text = texts(at.markdown)
@@ -110,6 +127,22 @@ def test_evaluation_shows_the_reliability_diagram_with_ece(default_only):
     assert names == ["perfectly calibrated", "before calibration (ECE 0.057)", "after calibration (ECE 0.022)"]
     after = fig["data"][2]
     assert sum(after["customdata"]) == 3064 and all(0 <= y <= 1 for y in after["y"])
+
+
+def test_evaluation_says_when_no_temperature_is_applied(default_only):
+    """The combined default is calibrated as it comes: the page says the fitted temperature was not
+    applied, and why, with the one error figure, and still draws the diagram."""
+    cal = json.loads((MODELS_DIR / "default" / "card.json").read_text())["calibration"]
+    assert not cal["applied"]
+    at = open_page("pages/4_Evaluation.py")
+    assert not at.exception and not at.error, texts(at.error)
+    text = texts(at.markdown)
+    assert (
+        f"none applied: the fitted temperature {cal['fitted_temperature']:.2f} did not lower the calibration error on "
+        f"speakers it was not fitted on. Expected calibration error {cal['ece_before']:.1%}." in text
+    )
+    fig = figures(at)["evaluation_reliability"]
+    assert sum(fig["data"][-1]["customdata"]) == cal["n"] == 3636
 
 
 def test_call_timeline_draws_valence_and_arousal_on_request(default_only, tmp_path):
@@ -128,4 +161,5 @@ def test_call_timeline_draws_valence_and_arousal_on_request(default_only, tmp_pa
     assert {"agent valence", "agent arousal", "customer valence", "customer arousal"} <= names
     values = [y for t in fig["data"] if str(t.get("name", "")).endswith(("valence", "arousal")) for y in t["y"] if y is not None]
     assert values and all(-1 <= y <= 1 for y in values)
-    assert "Grey, hatched segments are 'uncertain': the model's confidence there is below 50%" in texts(at.caption)
+    below = f"{threshold():.0%}"
+    assert f"Grey, hatched segments are 'uncertain': the model's confidence there is below {below}" in texts(at.caption)

@@ -749,3 +749,10 @@ def test_an_analysis_process_that_dies_fails_its_calls_only(exact_server, calls)
     assert call_json(exact_server, "survivor")["duration_s"] == pytest.approx(TOTAL_S, abs=0.01)
     _, health, _ = http(exact_server, "/healthz")
     assert health["status"] == "ok" and health["analysis_processes"] == 2
+    # the store: the dead call's row under the same model (name and hash) as the survivor's, though
+    # this process holds no model (the analysis runs in the worker processes)
+    doomed_row, _ = stored(exact_server, "doomed")
+    survivor_row, _ = stored(exact_server, "survivor")
+    assert doomed_row["status"] == "failed" and survivor_row["status"] == "completed"
+    assert (doomed_row["model_name"], doomed_row["model_sha256"]) == (survivor_row["model_name"], survivor_row["model_sha256"])
+    assert len(doomed_row["model_sha256"]) == 64 and doomed_row["model_name"] == "default"

@@ -40,8 +40,15 @@ def served(tmp_path_factory):
     log = open(base / "serve.log", "wb")
     proc = subprocess.Popen(
         _python(
-            "serve", "--port", str(port), "--results", str(base / "results"), "--store", str(base / "calls.duckdb"),
-            "--log-level", "warning",
+            "serve",
+            "--port",
+            str(port),
+            "--results",
+            str(base / "results"),
+            "--store",
+            str(base / "calls.duckdb"),
+            "--log-level",
+            "warning",
         ),  # fmt: skip
         cwd=ROOT,
         stdout=log,

@@ -7,7 +7,6 @@ Commands: ``corpora``, ``train``, ``evaluate``, ``calibrate``, ``predict`` (and 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -111,11 +110,9 @@ def _train_into(args, out: Path, held_out: dict | None) -> int:
     result = train(manifest, cfg, progress=_epoch_printer())
     evaluation = result.evaluation.to_json() if result.evaluation else None
     if held_out is not None:  # a final model trained on everything carries the held-out run's figures
-        result.bundle.card["metrics"] = held_out.get("metrics", {})
-        result.bundle.card["metrics"]["source"] = f"held-out run {Path(args.metrics_from).name}"
-        result.bundle.card["training"]["held_out_run"] = held_out.get("training", {})
-        ev = Path(args.metrics_from) / "evaluation.json"
-        evaluation = json.loads(ev.read_text()) if ev.is_file() else evaluation
+        from ..cards import carry_held_out_figures
+
+        evaluation = carry_held_out_figures(result.bundle.card, held_out, args.metrics_from) or evaluation
     result.bundle.card["training"]["command"] = " ".join(["python -m ser_lib", *args.argv])
     folder = result.bundle.save(out, evaluation=evaluation, overwrite=args.overwrite)  # replaces the claim
     print(f"saved {folder} ({result.seconds / 60:.1f} min)")

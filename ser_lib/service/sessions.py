@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SERError
 from ..io import dumps_json, write_json
 from .analysis import table, timeline_tables  # noqa: F401 - re-exported for the wallboard's tests
 from .protocol import CLOSE_INTERNAL, SCHEMA, event, now_iso
@@ -426,6 +427,24 @@ class CallSession:
         """Where and how the analysis writes the finished call (plain data: it may cross to a worker process)."""
         return {"path": str(path), "source": f"{source}:{call_id}", "metadata": dict(metadata or {}), "started_at": now_iso()}
 
+    def _bundle_or_card(self):
+        """The model whose name and hash a failed call's row carries: the backend's bundle, or, when
+        the analysis runs in worker processes (this process holds no model), the card they load."""
+        bundle = getattr(self.registry.backend, "bundle", None)
+        if bundle is not None:
+            return bundle
+        from types import SimpleNamespace
+
+        from ..cards import bundle_folder, read_card
+
+        folder = bundle_folder(self.registry.settings.model)
+        try:
+            card = read_card(folder)
+        except SERError as exc:  # the row is still written, under the folder's name
+            logger.warning("call %s: the model's card could not be read for the store (%s)", self.call_id, exc)
+            return SimpleNamespace(card={}, name=folder.name)
+        return SimpleNamespace(card=card, name=card.get("name") or folder.name)
+
     def _store_failure(self) -> dict | None:
         """A call whose analysis broke: one ``failed`` row in the store, so the archive shows it."""
         path = self.registry.settings.store
@@ -435,14 +454,13 @@ class CallSession:
         from .analysis import live_metadata
 
         try:
-            bundle = getattr(self.registry.backend, "bundle", None)
-            name, sha = model_identity(bundle) if bundle is not None else (str(self.registry.settings.model or "default"), "")
+            name, sha = model_identity(self._bundle_or_card())
             aid = CallStore(path).write_failure(
                 call_id=self.call_id,
                 source=f"{self.source}:{self.call_id}",
                 error=self.error or "the analysis broke",
                 model_name=name,
-                model_sha256=sha or "unknown",
+                model_sha256=sha,
                 metadata=live_metadata(self.metadata, self.started_at),
                 origin="live",
             )

@@ -5,7 +5,7 @@
 Prints, per bundle: load time, first prediction, then the median and 90th percentile of warm
 predictions of a ``--seconds`` clip (a real corpus clip cut or padded to length when
 ../shared/corpora exists, else generated speech-like audio), and for encoder bundles the share
-spent in the encoder.
+spent in the encoder and in the network alone (for a combined bundle, all its heads).
 """
 
 from __future__ import annotations
@@ -52,20 +52,27 @@ def main() -> int:
         t = time.perf_counter()
         bundle.predict(y, sr=16_000)
         first = time.perf_counter() - t
-        times, enc = [], []
+        times, enc, head = [], [], []
+        frames = [bundle.embed(y)] if bundle.frame_rate else None
         for _ in range(args.repeat):
             t = time.perf_counter()
             bundle.predict(y, sr=16_000)
             times.append(time.perf_counter() - t)
-            if bundle.frame_rate:
+            if frames is not None:
                 t = time.perf_counter()
                 bundle.embed(y)
                 enc.append(time.perf_counter() - t)
+                for _ in range(10):  # the network alone (one head, or a combined bundle's heads), on the same frames
+                    t = time.perf_counter()
+                    bundle.probabilities_from_features(frames)
+                    head.append(time.perf_counter() - t)
         times.sort()
-        line = (f"{bundle.describe()}: load {load_s:.2f} s, first {first * 1000:.0f} ms, "
-                f"warm median {statistics.median(times) * 1000:.1f} ms, p90 {times[int(0.9 * len(times)) - 1] * 1000:.1f} ms")
+        line = (
+            f"{bundle.describe()}: load {load_s:.2f} s, first {first * 1000:.0f} ms, "
+            f"warm median {statistics.median(times) * 1000:.1f} ms, p90 {times[int(0.9 * len(times)) - 1] * 1000:.1f} ms"
+        )
         if enc:
-            line += f" (encoder {statistics.median(enc) * 1000:.1f} ms)"
+            line += f" (encoder {statistics.median(enc) * 1000:.1f} ms, network {statistics.median(head) * 1000:.2f} ms)"
         print(line)
     return 0
 

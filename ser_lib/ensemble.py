@@ -5,7 +5,8 @@ runs like any other (one ``model.onnx``, one card): the network feeds the frames
 and returns ``softmax(sum_i w_i * log p_i)`` (:class:`ser_lib.models.LogLinearPool`). The shipped
 default is such a bundle: the four-corpus head (acted English) and the multi-corpus head (seven
 corpora, loss masked per corpus); see ``benchmarks/RESULTS.md``. The encoder runs once, so a
-second head costs about 3% of the time of a prediction.
+second head adds under a millisecond to a 3 s clip's prediction (``benchmarks/bench_predict.py``:
+network 0.8 ms -> 1.7 ms, against 140-165 ms for the whole prediction on a loaded machine).
 
 The combined bundle's held-out figures come from its members' held-out predictions, combined file
 by file (:func:`combine_predictions`): a file counts only where every member's held-out run

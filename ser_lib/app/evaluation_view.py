@@ -123,11 +123,18 @@ def evaluation_source(info: BundleInfo) -> EvaluationSource:
         heard = sorted(set(run_test) & set(train)) if train else run_test
         n = (metrics.get("overall") or {}).get("n")
         differences = _recipe_differences(training, run)
+        members = [m.get("name", "?") for m in (training.get("ensemble") or {}).get("members") or [] if isinstance(m, dict)]
+        measured_on = (
+            f"a bundle trained with the same recipe on {len(run_train)} speakers, on the {len(run_test)} speakers it held out"
+            if not members
+            else f"the held-out runs of its {len(members)} combined heads ({', '.join(members)}), trained with the same "
+            f"recipes on {len(run_train)} speakers and combined the same way, on the {len(run_test)} speakers they held out"
+        )
         detail = (
             f"**{name}** was trained on {len(train) or 'all the'} speakers"
             + (" with no test set" if not test else "")
             + f", so it cannot be measured on voices it never heard. The figures shown were measured on **{sibling}**, "
-            f"a bundle trained with the same recipe on {len(run_train)} speakers, on the {len(run_test)} speakers it held out"
+            + measured_on
             + (f" ({n:,} clips)" if n else "")
             + f". They describe how this recipe does on new voices, not {name} itself: {name} heard "
             + (f"all {len(heard)} of those speakers in training." if len(heard) == len(run_test) else f"{len(heard)} of them.")

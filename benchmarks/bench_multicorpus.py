@@ -220,7 +220,7 @@ def write_cards(out: Path, four_dir: Path, multi_dir: Path, combined_dir: Path) 
     if "default" in runs:
         d = runs["default"]
         rows = _rows(d["heldout_acted"]["four"]["per_corpus"], "held-out speakers")
-        rows += _rows(d["unseen"]["four"]["per_corpus"], "corpus unseen")
+        rows += _rows(d["unseen"]["four"]["per_corpus"], "corpus left out")  # the four-corpus model never heard them
         blocks[four_dir] = rows + left_out("four-loco-")
     if "heldout" in runs:
         blocks[multi_dir] = _rows(runs["heldout"]["four"]["per_corpus"], "held-out speakers") + left_out("loco-")

@@ -18,6 +18,7 @@ MODEL_LABELS = {
 SPLIT_LABELS = {
     "speaker": "Speaker-independent (honest: test speakers never heard in training)",
     "random": "Random over clips, as in the notebook (leaks speakers: optimistic)",
+    "corpus": "Leave one corpus out (tests on every clip of a corpus it never heard)",
 }
 JOB_KEY = "training_job"
 
@@ -38,8 +39,16 @@ found = sorted(scan.manifest["corpus"].unique())
 c1, c2 = st.columns([3, 2])
 corpora = c1.multiselect("Corpora", found, default=found, key="training_corpora")
 split = c2.radio("Split", list(SPLIT_LABELS), format_func=SPLIT_LABELS.get, key="training_split")
+holdout = None
+if split == "corpus":
+    if len(corpora) < 2:
+        st.warning("Leaving one corpus out needs at least two corpora: choose another above.", icon=":material/warning:")
+        st.stop()
+    holdout = c2.selectbox(
+        "Corpus left out", corpora, key="training_holdout", help="Trained on the others, tested on all of this one."
+    )
 with ui.guard("Checking the split"):
-    preview = split_preview(scan.manifest, split=split, corpora=corpora)
+    preview = split_preview(scan.manifest, split=split, corpora=corpora, holdout=holdout)
     if not preview.held_out:
         st.warning(preview.warning, icon=":material/warning:")
     else:
@@ -60,6 +69,21 @@ with st.form("training_form", border=True):
         key="training_augment",
         help="Noise, stretch and pitch copies (notebook model) or the telephone channel (others), training files only.",
     )
+    c1, c2 = st.columns(2)
+    mask_loss = c1.toggle(
+        "Mask the loss to each corpus's emotions",
+        value=True,
+        key="training_mask_loss",
+        help="A corpus without calm or surprise then neither rewards nor punishes the model for them: "
+        "it does not teach that those emotions never happen. Matters when corpora label different emotions.",
+    )
+    balance = c2.toggle(
+        "Balance corpora and speakers",
+        value=True,
+        key="training_balance",
+        help="Whisper model only: draw training clips balanced across corpora (by the square root of their size) "
+        "and speakers, so the largest corpus does not drown the others. Off: every clip equally likely.",
+    )
     c1, c2 = st.columns([2, 1])
     name = c1.text_input("Save as", value="my-model", key="training_name", help=f"The bundle is saved to {models_dir()}/NAME.")
     overwrite = c2.checkbox(
@@ -79,6 +103,9 @@ if start and not running:
             split=split,
             augment=augment,
             corpora=tuple(corpora) or None,
+            holdout_corpus=holdout,
+            mask_loss=mask_loss,
+            balance=balance,
         )
         st.session_state[JOB_KEY] = job = training_job(scan.manifest, config, save_to=target, overwrite=overwrite).start()
         running = True

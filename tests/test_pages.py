@@ -373,6 +373,38 @@ def test_training_says_what_the_split_holds_out(with_data):
     assert "Held out for testing: 1 speaker, " in texts(at.caption)
 
 
+def test_training_can_leave_one_corpus_out_and_says_so(with_data):
+    """Leave one corpus out: the page names the corpus and what it holds out, and the model it trains
+    is tested on that corpus only, with the loss masking and the sampling chosen on the page."""
+    from ser_lib.bundle import ModelBundle
+
+    models = with_data[1]
+    at = open_page("pages/3_Training.py")
+    at.radio(key="training_split").set_value("corpus").run()
+    no_trouble(at)
+    at.selectbox(key="training_holdout").set_value("SAVEE").run()
+    held = texts(at.caption)
+    assert "Held out for testing: all of SAVEE, " in held and "a corpus never heard in training" in held
+    at.selectbox(key="training_model").set_value("notebook_cnn1d")
+    at.number_input(key="training_epochs").set_value(1)
+    at.toggle(key="training_augment").set_value(False)
+    at.toggle(key="training_balance").set_value(False)
+    at.text_input(key="training_name").set_value("no-savee")
+    at.form_submit_button[0].click().run()
+    no_trouble(at)
+    _wait(at, "training_job")
+    at.run()
+    no_trouble(at)
+    training = ModelBundle.load(models / "no-savee").card["training"]
+    cfg = training["config"]
+    assert (cfg["split"], cfg["holdout_corpus"], cfg["mask_loss"], cfg["balance"]) == ("corpus", "SAVEE", True, False)
+    assert training["test_speakers"] and all(s.startswith("SAVEE_") for s in training["test_speakers"])
+    assert not any(s.startswith("SAVEE_") for s in training["train_speakers"])
+    assert set(frame(at, "macro_f1").index) == {"SAVEE", "overall"}  # the held-out figures: SAVEE only
+    at.multiselect(key="training_corpora").set_value(["SAVEE"]).run()
+    assert "needs at least two corpora" in texts(at.warning)
+
+
 def test_a_split_that_cannot_hold_out_a_speaker_warns_before_training(one_speaker_each):
     at = open_page("pages/3_Training.py")
     assert not at.exception, texts(at.exception)

@@ -476,6 +476,12 @@ def split_preview(manifest: pd.DataFrame, *, split: str, corpora: Iterable[str] 
     per = ", ".join(f"{c} {n}" for c, n in test.groupby("corpus")["speaker"].nunique().items())
     if split == "random":
         text = f"Held out for testing: {len(test):,} clips chosen at random (their speakers are also in training)."
+    elif split == "corpus":
+        n = test["speaker"].nunique()
+        text = (
+            f"Held out for testing: all of {kwargs.get('holdout')}, {len(test):,} clips of {n} speaker{'s' if n != 1 else ''}: "
+            "a corpus never heard in training. Score it on the four emotions every corpus labels when the corpora differ."
+        )
     else:
         n = test["speaker"].nunique()
         text = f"Held out for testing: {n} speaker{'s' if n != 1 else ''}, {len(test):,} clips ({per}), never heard in training."

@@ -58,7 +58,7 @@ def test_onnx_and_keras_agree_for_every_model_type(saved):
 
 
 @pytest.mark.parametrize(
-    "name", ["default", "four-corpus", "multicorpus-heldout", "logmel-cnn-heldout", "notebook-cnn1d-heldout"]
+    "name", ["default", "four-corpus", "multicorpus", "multicorpus-heldout", "logmel-cnn-heldout", "notebook-cnn1d-heldout"]
 )
 def test_the_shipped_bundles_run_with_onnx_as_keras_did(name):
     bundle = ModelBundle.load(MODELS_DIR / name)

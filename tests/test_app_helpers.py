@@ -399,7 +399,7 @@ def test_evaluation_source_of_other_protocols():
 
 def test_plain_summary_of_the_figures(predictions):
     from ser_lib.app import evaluation_view as ev
-    from ser_lib.evaluation import evaluate_predictions
+    from ser_lib.evaluation import evaluate_predictions, summary_metrics
 
     predictions = predictions.assign(speaker=["TESS_OAF", "TESS_OAF", "SAVEE_JK", "SAVEE_JK"])
     with warnings.catch_warnings():  # four clips: not every emotion is predicted
@@ -415,6 +415,17 @@ def test_plain_summary_of_the_figures(predictions):
     assert lines[-1] == (
         f"The notebook's model (notebook-cnn1d-heldout) gets **30.0%** UA on the same speakers: "
         f"{abs(diff):.1f} points {'lower' if diff >= 0 else 'higher'}."
+    )
+    # figures on more speakers than the notebook's (other corpora too): compared on its speakers only
+    sub = ev.Reference("notebook-cnn1d-heldout", 0.30, False, ("SAVEE_JK",))
+    line = ev.plain_summary(res, own, name="m", reference=sub)[-1]
+    jk = predictions[predictions["speaker"] == "SAVEE_JK"]
+    ua_jk = summary_metrics(jk["emotion"], jk["predicted"])["UA"]
+    diff = 100 * (ua_jk - 0.30)
+    assert line == (
+        "The notebook's model (notebook-cnn1d-heldout) gets **30.0%** UA on the same speakers (the 1 of these it held "
+        f"out): {abs(diff):.1f} points {'lower' if diff >= 0 else 'higher'} than the **{100 * ua_jk:.1f}%** "
+        "measured here on them."
     )
     sibling = ev.plain_summary(res, ev.evaluation_source(_info("final", FINAL)), name="final")
     assert sibling[0].startswith("**final's recipe** (measured on sib, trained without these speakers)")

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..bundle import BundleInfo
 from ..errors import SERError
+from ..evaluation import summary_metrics
 
 #: What each headline figure means, for tooltips.
 METRIC_HELP: dict[str, str] = {
@@ -273,6 +274,8 @@ class Reference:
     name: str
     ua: float
     same_speakers: bool
+    #: The speakers its figures were measured on.
+    test_speakers: tuple[str, ...] = ()
 
 
 def notebook_reference(bundles: Iterable[BundleInfo], test_speakers: Sequence[str]) -> Reference | None:
@@ -283,7 +286,7 @@ def notebook_reference(bundles: Iterable[BundleInfo], test_speakers: Sequence[st
         ua = (metrics.get("overall") or {}).get("UA")
         if card.get("model_type") in ("notebook_cnn1d", "seed_cnn1d") and ua is not None and metrics.get("protocol") == "speaker":
             theirs = set(_speakers(card.get("training") or {}, "test_speakers"))
-            return Reference(b.name, float(ua), bool(theirs) and theirs == set(test_speakers))
+            return Reference(b.name, float(ua), bool(theirs) and theirs == set(test_speakers), tuple(sorted(theirs)))
     return None
 
 
@@ -321,6 +324,18 @@ def plain_summary(result, source: EvaluationSource, *, name: str, reference: Ref
             parts.append(f"{corpus} **{score(m['UA'])}**" + (f" (chance {score(1 / k)})" if k else ""))
         lines.append("Per corpus (UA): " + ", ".join(parts) + ".")
     if reference is not None and reference.name != name:
+        theirs = set(reference.test_speakers)
+        ours = set(preds["speaker"].astype(str)) if "speaker" in preds else set()
+        if not reference.same_speakers and theirs and theirs < ours:  # ours covers theirs: compare on theirs
+            sub = preds[preds["speaker"].astype(str).isin(theirs)]
+            ua_here = float(summary_metrics(sub["emotion"], sub["predicted"])["UA"])
+            diff = 100 * (ua_here - reference.ua)
+            lines.append(
+                f"The notebook's model ({reference.name}) gets **{score(reference.ua)}** UA on the same speakers "
+                f"(the {len(theirs)} of these it held out): {abs(diff):.1f} points {'lower' if diff >= 0 else 'higher'} "
+                f"than the **{score(ua_here)}** measured here on them."
+            )
+            return lines
         diff = 100 * (float(o["UA"]) - reference.ua)
         where = "on the same speakers" if reference.same_speakers else "on its own held-out speakers"
         lines.append(

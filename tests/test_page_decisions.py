@@ -23,28 +23,27 @@ from ser_lib.config import EMOTIONS, MODELS_DIR, PROJECT_ROOT
 TIMEOUT = 300
 
 
+def _only(name: str, monkeypatch, tmp_path):
+    """A models folder holding a copy of shipped bundle ``name`` (the active one), and no corpora."""
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR / name, models / name)
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "no-corpora-here"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(models))
+    monkeypatch.setenv("SER_MODEL", str(models / name))
+    monkeypatch.delenv("SER_UNCERTAIN_BELOW", raising=False)
+    return models
+
+
 @pytest.fixture
 def default_only(monkeypatch, tmp_path):
     """A models folder holding a copy of the calibrated default, and no corpora."""
-    models = tmp_path / "models"
-    shutil.copytree(MODELS_DIR / "default", models / "default")
-    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "no-corpora-here"))
-    monkeypatch.setenv("SER_MODELS_DIR", str(models))
-    monkeypatch.setenv("SER_MODEL", str(models / "default"))
-    monkeypatch.delenv("SER_UNCERTAIN_BELOW", raising=False)
-    return models
+    return _only("default", monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def four_corpus_only(monkeypatch, tmp_path):
     """A models folder holding a copy of the four-corpus model (a temperature calibrates it), and no corpora."""
-    models = tmp_path / "models"
-    shutil.copytree(MODELS_DIR / "four-corpus", models / "four-corpus")
-    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "no-corpora-here"))
-    monkeypatch.setenv("SER_MODELS_DIR", str(models))
-    monkeypatch.setenv("SER_MODEL", str(models / "four-corpus"))
-    monkeypatch.delenv("SER_UNCERTAIN_BELOW", raising=False)
-    return models
+    return _only("four-corpus", monkeypatch, tmp_path)
 
 
 def threshold() -> float:

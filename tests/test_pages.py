@@ -328,21 +328,27 @@ def _wait(at: AppTest, key: str, seconds: float = 240) -> None:
         at.run()  # what the page's polling fragment does in the browser
 
 
-@pytest.mark.slow
-def test_training_one_epoch_saves_a_bundle(with_data):
-    from ser_lib.bundle import ModelBundle
-
-    models = with_data[1]
-    at = open_page("pages/3_Training.py")
+def train_one_epoch(at: AppTest, name: str) -> AppTest:
+    """Train the notebook's model for one epoch without augmentation, saved as ``name``, with the
+    other settings as the page holds them; waits for the job and shows its result."""
     at.selectbox(key="training_model").set_value("notebook_cnn1d")
     at.number_input(key="training_epochs").set_value(1)
     at.toggle(key="training_augment").set_value(False)
-    at.text_input(key="training_name").set_value("one-epoch")
+    at.text_input(key="training_name").set_value(name)
     at.form_submit_button[0].click().run()
     no_trouble(at)
     _wait(at, "training_job")
     at.run()
     no_trouble(at)
+    return at
+
+
+@pytest.mark.slow
+def test_training_one_epoch_saves_a_bundle(with_data):
+    from ser_lib.bundle import ModelBundle
+
+    models = with_data[1]
+    at = train_one_epoch(open_page("pages/3_Training.py"), "one-epoch")
     assert "one-epoch" in texts(at.success)
     bundle = ModelBundle.load(models / "one-epoch")
     assert bundle.card["training"]["epochs_run"] == 1
@@ -385,16 +391,8 @@ def test_training_can_leave_one_corpus_out_and_says_so(with_data):
     at.selectbox(key="training_holdout").set_value("SAVEE").run()
     held = texts(at.caption)
     assert "Held out for testing: all of SAVEE, " in held and "a corpus never heard in training" in held
-    at.selectbox(key="training_model").set_value("notebook_cnn1d")
-    at.number_input(key="training_epochs").set_value(1)
-    at.toggle(key="training_augment").set_value(False)
     at.toggle(key="training_balance").set_value(False)
-    at.text_input(key="training_name").set_value("no-savee")
-    at.form_submit_button[0].click().run()
-    no_trouble(at)
-    _wait(at, "training_job")
-    at.run()
-    no_trouble(at)
+    train_one_epoch(at, "no-savee")
     training = ModelBundle.load(models / "no-savee").card["training"]
     cfg = training["config"]
     assert (cfg["split"], cfg["holdout_corpus"], cfg["mask_loss"], cfg["balance"]) == ("corpus", "SAVEE", True, False)

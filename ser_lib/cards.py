@@ -201,6 +201,12 @@ def check_backbone(card: dict, folder: Path | str = "<card>") -> None:
         raise BundleError(f"The card in {folder} names encoder weights its front end does not use: it is damaged.")
 
 
+def held_out_source(card: dict) -> str:
+    """The name of the held-out run a card's figures come from (what :func:`carry_held_out_figures`
+    wrote into ``metrics.source``: ``"held-out run NAME"``), or ``""`` when it names none."""
+    return str(((card or {}).get("metrics") or {}).get("source") or "").removeprefix("held-out run").strip()
+
+
 def carry_held_out_figures(card: dict, held_out: dict, folder: str | os.PathLike) -> dict | None:
     """Give a model trained on every speaker (``card``) the figures of its recipe's held-out run.
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cards import EVALUATION_FILE, ONNX_FILE, read_card
+from .cards import EVALUATION_FILE, ONNX_FILE, held_out_source, read_card
 from .errors import BundleError, ParameterError
 from .evaluation import evaluate_predictions
 
@@ -142,8 +142,7 @@ def _held_out_run(card: dict) -> tuple[str, dict]:
     if training.get("test_speakers"):
         return str(card.get("name", "?")), training
     run = training.get("held_out_run") or {}
-    source = str((card.get("metrics") or {}).get("source") or "").removeprefix("held-out run").strip()
-    return (source or f"{card.get('name', '?')}'s held-out run"), run
+    return (held_out_source(card) or f"{card.get('name', '?')}'s held-out run"), run
 
 
 def _union(*lists) -> list[str]:

@@ -20,6 +20,7 @@ import pandas as pd
 from ..audio import AudioInfo, audio_info, load_audio, to_wav_bytes
 from ..calls import CallAnalysis, StreamingAnalyzer, TimelineSettings, format_clock, summarize
 from ..calls.result import shown_emotions
+from ..cards import held_out_source
 from ..config import SAMPLE_RATE
 from ..decisions import verdict
 from ..errors import ParameterError
@@ -412,7 +413,7 @@ def example_speakers(card: dict, manifest: pd.DataFrame, *, model: str = "the mo
     run = training.get("held_out_run") or {}
     sibling = [s for s in run.get("test_speakers") or [] if s in present]
     if sibling:
-        source = str(((card or {}).get("metrics") or {}).get("source") or "its held-out run").removeprefix("held-out run").strip()
+        source = held_out_source(card) or "its held-out run"
         return sorted(sibling), (
             f"{len(sibling)} speakers held out by {source}, the run {model}'s figures come from; {model} itself was "
             f"trained on every speaker, these included (pick {source} in the sidebar to hear a model that never heard them)"

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..bundle import BundleInfo
+from ..cards import held_out_source
 from ..errors import SERError
 from ..evaluation import summary_metrics
 
@@ -119,7 +120,7 @@ def evaluation_source(info: BundleInfo) -> EvaluationSource:
     run = training.get("held_out_run") or {}
     source = str(metrics.get("source") or "")
     if run or source.startswith("held-out run"):
-        sibling = source.removeprefix("held-out run").strip() or "another bundle"
+        sibling = held_out_source(card) or "another bundle"
         run_train, run_test = _speakers(run, "train_speakers"), _speakers(run, "test_speakers")
         heard = sorted(set(run_test) & set(train)) if train else run_test
         n = (metrics.get("overall") or {}).get("n")
@@ -217,7 +218,7 @@ def speaker_table(info: BundleInfo) -> pd.DataFrame:
     training = card.get("training") or {}
     runs = [(info.name, training)]
     if training.get("held_out_run"):
-        sibling = str((card.get("metrics") or {}).get("source") or "").removeprefix("held-out run").strip() or "held-out run"
+        sibling = held_out_source(card) or "held-out run"
         runs.append((f"{sibling} (where the figures come from)", training["held_out_run"]))
     rows = []
     for run, t in runs:
